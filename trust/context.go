@@ -1,0 +1,264 @@
+// Package trust is the OEM's security context: the root key and its
+// certificate, the image-signing and update-authority keys with their key
+// certificates, the device CA, the vendor and device-class IDs, and the
+// class and escrow key-agreement keys.
+//
+// A context is a directory holding a context.toml file, PKCS#8 PEM private
+// keys (mode 0600, optionally encrypted with a passphrase) and public
+// certificates. Private keys are only ever used through crypto.Signer and
+// *ecdh.PrivateKey, so that a hardware security module can hold them.
+package trust
+
+import (
+	"crypto"
+	"crypto/ecdh"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/sbm-project/sbm/internal/atomicfile"
+)
+
+// ConfigFile is the name of the context file inside a context directory.
+const ConfigFile = "context.toml"
+
+// ErrExists is returned by Init when the directory already holds a context
+// or any other file.
+var ErrExists = errors.New("refusing to overwrite: directory exists and is not empty")
+
+// KeyRole names one of the context's signing keys.
+type KeyRole int
+
+const (
+	// RootKey signs the root certificate, the device CA certificate and
+	// key certificates. Its key ID is the root-of-trust hash in device fuses.
+	RootKey KeyRole = iota
+	// ImageSigningKey signs manifests.
+	ImageSigningKey
+	// UpdateAuthorityKey signs Update Protection Keys.
+	UpdateAuthorityKey
+	// DeviceCAKey issues device certificates.
+	DeviceCAKey
+)
+
+func (r KeyRole) String() string {
+	switch r {
+	case RootKey:
+		return "root"
+	case ImageSigningKey:
+		return "image-signing"
+	case UpdateAuthorityKey:
+		return "update-authority"
+	case DeviceCAKey:
+		return "device-ca"
+	}
+	return fmt.Sprintf("KeyRole(%d)", int(r))
+}
+
+// config is the content of context.toml. Paths are relative to the context
+// directory.
+type config struct {
+	Format       int       `toml:"format"`
+	Suite        Suite     `toml:"suite"`
+	VendorID     UUID      `toml:"vendor_id"`
+	ClassID      UUID      `toml:"class_id"`
+	Organization string    `toml:"organization"`
+	Created      time.Time `toml:"created"`
+	Encrypted    bool      `toml:"encrypted"`
+	Keys         struct {
+		Root              string `toml:"root"`
+		ImageSigning      string `toml:"image_signing"`
+		UpdateAuthority   string `toml:"update_authority"`
+		DeviceCA          string `toml:"device_ca"`
+		ClassKeyAgreement string `toml:"class_key_agreement"`
+		Escrow            string `toml:"escrow"`
+	} `toml:"keys"`
+	Public struct {
+		RootCertificate        string `toml:"root_certificate"`
+		DeviceCACertificate    string `toml:"device_ca_certificate"`
+		CAChain                string `toml:"ca_chain"`
+		ImageSigningKeyCert    string `toml:"image_signing_keycert"`
+		UpdateAuthorityKeyCert string `toml:"update_authority_keycert"`
+		ClassKeyAgreement      string `toml:"class_key_agreement"`
+		Escrow                 string `toml:"escrow"`
+	} `toml:"public"`
+}
+
+// Context is an opened security context. Public material is loaded by Open;
+// private keys are loaded (and decrypted) on first use.
+type Context struct {
+	dir        string
+	cfg        config
+	passphrase func() ([]byte, error)
+	pass       []byte
+
+	rootCert, deviceCACert      *x509.Certificate
+	imageKeyCert, updateKeyCert []byte
+	classPub, escrowPub         *ecdh.PublicKey
+	signers                     map[KeyRole]crypto.Signer
+}
+
+// InitOptions configures Init.
+type InitOptions struct {
+	// Suite defaults to SuiteP256.
+	Suite Suite
+	// VendorID and ClassID default to random UUIDs.
+	VendorID, ClassID *UUID
+	// Organization is written into certificate subjects; default "SBM OEM".
+	Organization string
+	// Passphrase, if not empty, encrypts every private key.
+	Passphrase []byte
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// OpenOptions configures Open.
+type OpenOptions struct {
+	// Passphrase is called once, the first time an encrypted private key
+	// is needed.
+	Passphrase func() ([]byte, error)
+}
+
+// Init creates a new security context in dir, which must not exist or be
+// empty. The context appears atomically: on error nothing is left behind.
+func Init(dir string, opts *InitOptions) (*Context, error) {
+	if opts == nil {
+		opts = &InitOptions{}
+	}
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("%s: %w", dir, ErrExists)
+	} else if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	suite := opts.Suite
+	if suite == "" {
+		suite = SuiteP256
+	}
+	if _, err := ParseSuite(string(suite)); err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	t := now().UTC().Truncate(time.Second)
+	var cfg config
+	cfg.Format = 1
+	cfg.Suite = suite
+	cfg.Organization = opts.Organization
+	if cfg.Organization == "" {
+		cfg.Organization = "SBM OEM"
+	}
+	cfg.Created = t
+	cfg.Encrypted = len(opts.Passphrase) > 0
+	cfg.VendorID, cfg.ClassID = NewUUID(), NewUUID()
+	if opts.VendorID != nil {
+		cfg.VendorID = *opts.VendorID
+	}
+	if opts.ClassID != nil {
+		cfg.ClassID = *opts.ClassID
+	}
+	k := &cfg.Keys
+	k.Root, k.ImageSigning, k.UpdateAuthority, k.DeviceCA = "keys/root.key", "keys/image-signing.key", "keys/update-authority.key", "keys/device-ca.key"
+	k.ClassKeyAgreement, k.Escrow = "keys/class-ka.key", "keys/escrow.key"
+	p := &cfg.Public
+	p.RootCertificate, p.DeviceCACertificate, p.CAChain = "root.crt", "device-ca.crt", "ca-chain.pem"
+	p.ImageSigningKeyCert, p.UpdateAuthorityKeyCert = "image-signing.keycert", "update-authority.keycert"
+	p.ClassKeyAgreement, p.Escrow = "class-ka.pub", "escrow.pub"
+
+	// Build the context in a temporary sibling directory and rename it into
+	// place, so that a failure never leaves a half-made context.
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := generate(tmp, &cfg, opts.Passphrase); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return nil, err
+	}
+	os.Remove(dir) // succeeds only if dir is empty; checked above
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, fmt.Errorf("create context: %w", err)
+	}
+	pass := opts.Passphrase
+	return Open(dir, &OpenOptions{Passphrase: func() ([]byte, error) { return pass, nil }})
+}
+
+// generate creates every key and certificate of cfg in dir.
+func generate(dir string, cfg *config, pass []byte) error {
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+		return err
+	}
+	suite := cfg.Suite
+	signers := map[string]crypto.Signer{}
+	for _, name := range []string{cfg.Keys.Root, cfg.Keys.ImageSigning, cfg.Keys.UpdateAuthority, cfg.Keys.DeviceCA} {
+		key, err := suite.GenerateSigningKey()
+		if err != nil {
+			return err
+		}
+		signers[name] = key
+		if err := writePrivateKey(filepath.Join(dir, name), key, pass); err != nil {
+			return err
+		}
+	}
+	root := signers[cfg.Keys.Root]
+	rootCert, err := createRootCertificate(root, cfg.VendorID, cfg.Organization, cfg.Created)
+	if err != nil {
+		return err
+	}
+	caCert, err := createDeviceCACertificate(root, rootCert, signers[cfg.Keys.DeviceCA].Public(), cfg.VendorID, cfg.Organization, cfg.Created)
+	if err != nil {
+		return err
+	}
+	imageKC, err := createKeyCert(root, signers[cfg.Keys.ImageSigning].Public(), keyCertRoleImageSigning, cfg.VendorID, cfg.Created)
+	if err != nil {
+		return err
+	}
+	updateKC, err := createKeyCert(root, signers[cfg.Keys.UpdateAuthority].Public(), keyCertRoleUpdateAuthority, cfg.VendorID, cfg.Created)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		cfg.Public.RootCertificate:        certPEM(rootCert),
+		cfg.Public.DeviceCACertificate:    certPEM(caCert),
+		cfg.Public.CAChain:                certPEM(caCert, rootCert),
+		cfg.Public.ImageSigningKeyCert:    imageKC,
+		cfg.Public.UpdateAuthorityKeyCert: updateKC,
+	}
+	for priv, pub := range map[string]string{cfg.Keys.ClassKeyAgreement: cfg.Public.ClassKeyAgreement, cfg.Keys.Escrow: cfg.Public.Escrow} {
+		ka, err := suite.GenerateKeyAgreementKey()
+		if err != nil {
+			return err
+		}
+		if err := writePrivateKey(filepath.Join(dir, priv), ka, pass); err != nil {
+			return err
+		}
+		if files[pub], err = MarshalPublicKeyPEM(ka.PublicKey()); err != nil {
+			return err
+		}
+	}
+	for name, data := range files {
+		if err := atomicfile.Create(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	var sb strings.Builder
+	sb.WriteString("# SBM security context. Paths are relative to this directory.\n")
+	sb.WriteString("# Private keys are PKCS#8 PEM files (mode 0600); encrypted = true means PBES2 with a passphrase.\n")
+	if err := toml.NewEncoder(&sb).Encode(cfg); err != nil {
+		return err
+	}
+	return atomicfile.Create(filepath.Join(dir, ConfigFile), []byte(sb.String()), 0o644)
+}
