@@ -1,0 +1,53 @@
+package cose
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"io"
+)
+
+// Sign signs protected and payload under alg with signer and appends the
+// tagged COSE_Sign1 message to dst. protected is the serialized protected
+// header (see AppendProtected); unprotected is the encoding of the
+// unprotected header map (empty means an empty map). For ES256 the signer's
+// public key must be a P-256 *ecdsa.PublicKey and its DER signature is
+// converted to r ‖ s; for EdDSA it must be an ed25519.PublicKey.
+func Sign(dst []byte, rand io.Reader, signer crypto.Signer, alg int64, protected, unprotected, payload []byte) ([]byte, error) {
+	var buf [sigBufSize]byte
+	tbs := AppendSigStructure(buf[:0], protected, payload)
+	var sig []byte
+	switch alg {
+	case AlgES256:
+		pub, ok := signer.Public().(*ecdsa.PublicKey)
+		if !ok || pub.Curve != elliptic.P256() {
+			return nil, ErrKey
+		}
+		digest := sha256.Sum256(tbs)
+		der, err := signer.Sign(rand, digest[:], crypto.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		raw, ok := rawFromDER(der)
+		if !ok {
+			return nil, ErrSignature
+		}
+		sig = raw[:]
+	case AlgEdDSA:
+		if _, ok := signer.Public().(ed25519.PublicKey); !ok {
+			return nil, ErrKey
+		}
+		var err error
+		if sig, err = signer.Sign(rand, tbs, crypto.Hash(0)); err != nil {
+			return nil, err
+		}
+		if len(sig) != SignatureSize {
+			return nil, ErrSignature
+		}
+	default:
+		return nil, ErrAlg
+	}
+	return AppendSign1(dst, protected, unprotected, payload, sig), nil
+}
