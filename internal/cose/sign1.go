@@ -156,7 +156,7 @@ func AppendSign1(dst, protected, unprotected, payload, signature []byte) []byte 
 
 // AppendSigStructure appends the RFC 9052 §4.4 Sig_structure for a
 // COSE_Sign1 with an empty external_aad:
-// ["Signature1", protected, h”, payload].
+// ["Signature1", protected, empty bstr, payload].
 func AppendSigStructure(dst, protected, payload []byte) []byte {
 	dst = cbor.AppendArrayHeader(dst, 4)
 	dst = cbor.AppendText(dst, "Signature1")
