@@ -1,0 +1,9 @@
+// Package devicerule holds the test that enforces the device-side rules of
+// docs/spec and /work/shared/design.md: the packages that will run on the
+// microcontroller import only the standard library and each other, never a
+// denylisted package (reflection, fmt, os, networking, goroutine machinery,
+// ...), and contain no go statements or explicit panics.
+//
+// To put a new package under the rules, add it to devicePackages in
+// devicerule_test.go.
+package devicerule
