@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/sbm-project/sbm/trust"
+	"github.com/spf13/cobra"
+)
+
+func init() { commandGroups = append(commandGroups, newContextCmd) }
+
+func newContextCmd(cio *cliIO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "context",
+		Short: "Create and show the OEM security context (keys, certificates, IDs)",
+	}
+	cmd.AddCommand(newContextInitCmd(cio), newContextShowCmd(cio))
+	return cmd
+}
+
+func newContextInitCmd(cio *cliIO) *cobra.Command {
+	var suite, vendor, class, passFile, org string
+	cmd := &cobra.Command{
+		Use:   "init DIR",
+		Short: "Create a new security context in DIR",
+		Long: `Create a new security context in DIR (which must not exist or be empty):
+a root key with a self-signed root certificate, an image-signing key and an
+update-authority key with key certificates signed by the root, a device CA
+certificate chained to the root, a device-class key-agreement key (for class
+UPKs), an escrow key-agreement key (so UPKs can be issued later), and the
+vendor and device-class IDs. Private keys are PKCS#8 PEM files with mode
+0600, encrypted with the passphrase from --passphrase-file if given.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := &trust.InitOptions{Organization: org}
+			var err error
+			if opts.Suite, err = trust.ParseSuite(suite); err != nil {
+				return usagef("--suite: %v", err)
+			}
+			if vendor != "" {
+				u, err := trust.ParseUUID(vendor)
+				if err != nil {
+					return usagef("--vendor-id: %v", err)
+				}
+				opts.VendorID = &u
+			}
+			if class != "" {
+				u, err := trust.ParseUUID(class)
+				if err != nil {
+					return usagef("--class-id: %v", err)
+				}
+				opts.ClassID = &u
+			}
+			if passFile != "" {
+				if opts.Passphrase, err = readPassphraseFile(passFile); err != nil {
+					return err
+				}
+			}
+			c, err := trust.Init(args[0], opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "created %s security context in %s\n", c.Suite(), c.Dir())
+			fmt.Fprintf(cio.stdout, "vendor ID %s\nclass ID  %s\n", c.VendorID(), c.ClassID())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&suite, "suite", "p256", "algorithm suite: p256 (ECDSA/ECDH P-256) or ed25519 (Ed25519/X25519)")
+	f.StringVar(&vendor, "vendor-id", "", "vendor UUID (default: random)")
+	f.StringVar(&class, "class-id", "", "device-class UUID (default: random)")
+	f.StringVar(&org, "org", "", "organization name for certificate subjects (default \"SBM OEM\")")
+	f.StringVar(&passFile, "passphrase-file", "", "encrypt private keys with the passphrase in this file (first line)")
+	return cmd
+}
+
+func newContextShowCmd(cio *cliIO) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show DIR",
+		Short: "Show a security context's IDs, suite, key IDs and certificate paths",
+		Long: `Show a security context. Never prints secrets and needs no passphrase.
+With --json, the keys include vendor_id, class_id, suite and ca_chain (the
+path of a PEM file holding the device CA and root certificates).`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := trust.Open(args[0], nil)
+			if err != nil {
+				return err
+			}
+			info, err := c.Info()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cio.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(info)
+			}
+			tw := tabwriter.NewWriter(cio.stdout, 0, 0, 2, ' ', 0)
+			for _, kv := range [][2]string{
+				{"context", info.Dir}, {"suite", string(info.Suite)},
+				{"vendor ID", info.VendorID.String()}, {"class ID", info.ClassID.String()},
+				{"organization", info.Organization}, {"created", info.Created.Format("2006-01-02T15:04:05Z07:00")},
+				{"keys encrypted", fmt.Sprint(info.Encrypted)},
+				{"root key ID", info.RootKeyID}, {"image-signing key ID", info.ImageSigningKeyID},
+				{"update-authority key ID", info.UpdateAuthorityKeyID}, {"class key ID", info.ClassKeyID},
+				{"escrow key ID", info.EscrowKeyID}, {"CA chain", info.CAChain},
+			} {
+				fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// readPassphraseFile returns the first line of a passphrase file.
+func readPassphraseFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file: %w", err)
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) == 0 {
+		return nil, fmt.Errorf("passphrase file %s: empty passphrase", path)
+	}
+	return b, nil
+}
+
+// openContext opens a context, reading the passphrase from passFile when a
+// private key needs it.
+func openContext(dir, passFile string) (*trust.Context, error) {
+	return trust.Open(dir, &trust.OpenOptions{Passphrase: func() ([]byte, error) {
+		if passFile == "" {
+			return nil, nil
+		}
+		return readPassphraseFile(passFile)
+	}})
+}
