@@ -8,7 +8,9 @@ import (
 // checkSemver reports whether v is a semantic version 2.0.0
 // (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]) of at most 64 bytes.
 func checkSemver(v string) error {
-	bad := func(why string) error { return fmt.Errorf("invalid version %q: %s (want semantic version like 1.2.3)", v, why) }
+	bad := func(why string) error {
+		return fmt.Errorf("invalid version %q: %s (want semantic version like 1.2.3)", v, why)
+	}
 	if v == "" {
 		return bad("empty")
 	}

@@ -29,9 +29,9 @@ const maxInputSize = 64 << 20
 func newImageCreateCmd(cio *cliIO) *cobra.Command {
 	var (
 		ctxDir, version, slot, out, format, passFile, notAfter string
-		counter                                               uint32
-		chunk, maxSize                                        int
-		classUPK                                              bool
+		counter                                                uint32
+		chunk, maxSize                                         int
+		classUPK                                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --context DIR --version SEMVER --out FILE INPUT",
