@@ -20,7 +20,7 @@ type Manifest struct {
 	Created         uint64
 	LoadAddress     uint32
 	HasLoadAddress  bool
-	SourceFormat    string // "" when absent
+	SourceFormat    string   // "" when absent
 	Digest          [32]byte // manifest digest (spec §5.2): SHA-256 of the whole COSE_Sign1
 	SignerKID       [32]byte // kid of the image-signing key
 }
