@@ -1,0 +1,135 @@
+package vmcu
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/sbm-project/sbm/hal"
+)
+
+// Info is the public state of a device, as `sbm device info` shows it. It
+// contains no secret (no PUF data, no flash contents).
+type Info struct {
+	// ID is the unique device ID as 32 lowercase hexadecimal digits.
+	ID          string       `json:"id"`
+	Board       string       `json:"board"`
+	Description string       `json:"description"`
+	Flash       FlashInfo    `json:"flash"`
+	Regions     []RegionInfo `json:"regions"`
+	RAMSize     uint32       `json:"ram_size"`
+	Locks       LockInfo     `json:"locks"`
+	// RootKeyHash is the root-of-trust key hash fuse in hex, "" if blank.
+	RootKeyHash string `json:"root_key_hash"`
+	// Counters are the monotonic counters' values.
+	Counters [hal.NumCounters]int `json:"counters"`
+	Wear     WearInfo             `json:"wear"`
+	// BadSectors lists the start addresses of sectors marked bad.
+	BadSectors []uint32 `json:"bad_sectors"`
+	// PowerCut is the armed power cut, if any.
+	PowerCut *PowerCut `json:"power_cut,omitempty"`
+	// Running reports whether a process has the device open.
+	Running bool `json:"running"`
+}
+
+// FlashInfo is the flash geometry.
+type FlashInfo struct {
+	Size      uint32 `json:"size"`
+	WriteSize uint32 `json:"write_size"`
+	Erased    byte   `json:"erased"`
+	Sectors   int    `json:"sectors"`
+}
+
+// RegionInfo is one region of the memory map.
+type RegionInfo struct {
+	Name  string `json:"name"`
+	Start uint32 `json:"start"`
+	Size  uint32 `json:"size"`
+}
+
+// LockInfo is the state of the lock fuses.
+type LockInfo struct {
+	Debug           bool   `json:"debug"`
+	SBMWriteProtect bool   `json:"sbm_write_protect"`
+	SecureHidden    bool   `json:"secure_hidden"`
+	Word            uint32 `json:"word"`
+}
+
+// WearInfo summarises the sectors' erase counts.
+type WearInfo struct {
+	TotalErases uint64 `json:"total_erases"`
+	MaxErases   uint32 `json:"max_erases"`
+	// MaxSector is the start of the most erased sector.
+	MaxSector uint32 `json:"max_sector"`
+}
+
+// Inspect reads the public state of the device in dir. It does not need
+// the device lock, so it works while the device runs.
+func Inspect(dir string) (*Info, error) {
+	s, err := readSnapshot(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := s.board
+	g := &b.Geometry
+	in := &Info{
+		ID:          hex.EncodeToString(s.silicon.id[:]),
+		Board:       b.Name,
+		Description: b.Description,
+		Flash:       FlashInfo{Size: g.Size, WriteSize: g.WriteSize, Erased: g.Erased, Sectors: len(g.Sectors)},
+		RAMSize:     b.RAMSize,
+		Counters:    countersOf(&s.fuses),
+		BadSectors:  append([]uint32{}, s.state.BadSectors...),
+		PowerCut:    s.state.PowerCut,
+	}
+	for _, r := range g.Regions {
+		in.Regions = append(in.Regions, RegionInfo{Name: r.Kind.String(), Start: r.Start, Size: r.Size})
+	}
+	l := s.fuses[hal.FuseLocks]
+	in.Locks = LockInfo{
+		Debug:           l&hal.LockDebug != 0,
+		SBMWriteProtect: l&hal.LockSBMWriteProtect != 0,
+		SecureHidden:    l&hal.LockSecureHidden != 0,
+		Word:            l,
+	}
+	var h [32]byte
+	for i := range 8 {
+		w := s.fuses[hal.FuseRootKeyHash+i]
+		h[4*i], h[4*i+1], h[4*i+2], h[4*i+3] = byte(w), byte(w>>8), byte(w>>16), byte(w>>24)
+	}
+	if h != [32]byte{} {
+		in.RootKeyHash = hex.EncodeToString(h[:])
+	}
+	for i, n := range s.wear {
+		in.Wear.TotalErases += uint64(n)
+		if n > in.Wear.MaxErases {
+			in.Wear.MaxErases, in.Wear.MaxSector = n, g.Sectors[i].Start
+		}
+	}
+	in.Running, err = inUse(dir)
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// inUse reports whether a process holds the device lock.
+func inUse(dir string) (bool, error) {
+	f, err := os.Open(filepath.Join(dir, fileLock))
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", dir, ErrNotDevice)
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false, nil
+}
