@@ -75,10 +75,10 @@ func (m cmap) get(k int64) []byte {
 	return nil
 }
 
-func u(v uint64) []byte      { return cbor.AppendUint(nil, v) }
-func i(v int64) []byte       { return cbor.AppendInt(nil, v) }
-func bs(b []byte) []byte     { return cbor.AppendBytes(nil, b) }
-func tx(s string) []byte     { return cbor.AppendText(nil, s) }
+func u(v uint64) []byte  { return cbor.AppendUint(nil, v) }
+func i(v int64) []byte   { return cbor.AppendInt(nil, v) }
+func bs(b []byte) []byte { return cbor.AppendBytes(nil, b) }
+func tx(s string) []byte { return cbor.AppendText(nil, s) }
 func arr(items ...[]byte) []byte {
 	b := cbor.AppendArrayHeader(nil, uint64(len(items)))
 	for _, it := range items {
