@@ -19,7 +19,7 @@ func newImageCmd(cio *cliIO) *cobra.Command {
 		Use:   "image",
 		Short: "Create, inspect and verify secure image packages",
 	}
-	cmd.AddCommand(newImageCreateCmd(cio))
+	cmd.AddCommand(newImageCreateCmd(cio), newImageInspectCmd(cio), newImageVerifyCmd(cio))
 	return cmd
 }
 

@@ -1,10 +1,21 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/sbm-project/sbm/trust"
 )
 
 func TestMain(m *testing.M) {
@@ -16,8 +27,70 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI scripts in testdata/script. Each script is one
 // user-visible scenario, including its error paths and exit codes.
 func TestScripts(t *testing.T) {
+	fixtures, err := filepath.Abs("../../internal/firmware/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("FIXTURES", fixtures)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"expectexit": cmdExpectExit,
+			"devicecert": cmdDeviceCert,
+		},
 	})
+}
+
+// cmdExpectExit runs "expectexit CODE PROG ARGS..." and checks PROG's exit
+// code, keeping its output for stdout/stderr checks.
+func cmdExpectExit(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: expectexit CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("expectexit: bad code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("expectexit: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdDeviceCert stands in for a device at provisioning: "devicecert CTX
+// DEVICE_ID_HEX KA_KEY_OUT CERT_OUT" makes a device identity key and a
+// key-agreement key, and has the context's device CA certify them.
+func cmdDeviceCert(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: devicecert CTX DEVICE_ID_HEX KA_KEY_OUT CERT_OUT")
+	}
+	c, err := trust.Open(ts.MkAbs(args[0]), nil)
+	ts.Check(err)
+	id, err := hex.DecodeString(args[1])
+	ts.Check(err)
+	idKey, err := c.Suite().GenerateSigningKey()
+	ts.Check(err)
+	ka, err := c.Suite().GenerateKeyAgreementKey()
+	ts.Check(err)
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: args[1]}}, idKey)
+	ts.Check(err)
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	ts.Check(err)
+	cert, err := c.IssueDeviceCertificate(csr, id, ka.PublicKey(), time.Now())
+	ts.Check(err)
+	kaPEM, err := trust.MarshalPrivateKey(ka, nil)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[2]), kaPEM, 0o600))
+	ts.Check(os.WriteFile(ts.MkAbs(args[3]), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644))
 }

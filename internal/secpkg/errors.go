@@ -117,6 +117,7 @@ var (
 	errPoint       = errors.New("invalid ephemeral public key")
 	errCurve       = errors.New("ephemeral key is not on the recipient's curve")
 	errDeviceID    = errors.New("device id does not match")
+	errEscrow      = errors.New("an escrow upk is never for a device")
 	errKeyID       = errors.New("key id does not match")
 	errChunkLen    = errors.New("wrong chunk length")
 )

@@ -14,6 +14,8 @@ type RecipientKind uint8
 const (
 	RecipientDevice RecipientKind = 1
 	RecipientClass  RecipientKind = 2
+	// RecipientEscrow is the OEM's own escrow key; devices never accept it.
+	RecipientEscrow RecipientKind = 3
 )
 
 // MaxDeviceIDSize is the largest device ID (spec §7.1).
@@ -138,7 +140,7 @@ func decodeRecipient(d *cbor.Decoder, u *UPK) error {
 	err := decodeMap(d, &recipientSpec, func(k int64, d *cbor.Decoder) error {
 		switch k {
 		case 1:
-			v, err := readUint(d, 1, 2)
+			v, err := readUint(d, 1, 3)
 			u.Kind = RecipientKind(v)
 			return err
 		case 2:
@@ -183,8 +185,11 @@ func (u *UPK) CheckManifest(m *Manifest) error {
 
 // CheckDevice checks the device part of spec §7.3 step 3: a kind-1 UPK
 // must name deviceID. (Unwrap checks the key ID.) Kind-2 UPKs name no
-// device.
+// device. Kind-3 (escrow) UPKs are never for a device and are rejected.
 func (u *UPK) CheckDevice(deviceID []byte) error {
+	if u.Kind == RecipientEscrow {
+		return wrap(ErrNotRecipient, errEscrow)
+	}
 	if u.Kind == RecipientDevice && !bytes.Equal(u.DeviceID, deviceID) {
 		return wrap(ErrNotRecipient, errDeviceID)
 	}

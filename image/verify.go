@@ -1,0 +1,212 @@
+package image
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sbm-project/sbm/internal/hostcose"
+	"github.com/sbm-project/sbm/internal/secpkg"
+	"github.com/sbm-project/sbm/trust"
+)
+
+// Parse decodes a package container (spec §8). It checks the container's
+// structure, not signatures.
+func Parse(b []byte) (*Package, error) {
+	c, err := secpkg.ParseContainer(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, fmt.Errorf("not a valid package: %w", err)
+	}
+	span := func(s secpkg.Span) []byte { return b[s.Offset : s.Offset+s.Length] }
+	p := &Package{Manifest: span(c.Manifest), Payload: span(c.Payload)}
+	for _, s := range c.UPKs[:c.NumUPKs] {
+		p.UPKs = append(p.UPKs, span(s))
+	}
+	return p, nil
+}
+
+// Anchors returns what a device provisioned from c trusts.
+func Anchors(c *trust.Context) (*secpkg.Anchors, error) {
+	raw, err := hostcose.RawPublicKey(c.RootPublicKey())
+	if err != nil {
+		return nil, err
+	}
+	a := &secpkg.Anchors{Suite: secpkg.SuiteP256, RootKey: raw, VendorID: c.VendorID(), ClassID: c.ClassID()}
+	if c.Suite() == trust.SuiteEd25519 {
+		a.Suite = secpkg.SuiteEd25519
+	}
+	return a, nil
+}
+
+// VerifyOptions configures Verify.
+type VerifyOptions struct {
+	// Key is the recipient's key-agreement private key. Without it, Verify
+	// checks signatures and structure only and cannot decrypt.
+	Key *ecdh.PrivateKey
+	// UPK is a UPK to use instead of those in the package.
+	UPK []byte
+	// DeviceID is the ID of the device that holds Key; when set, a device
+	// UPK must name it. (The key itself is always checked.)
+	DeviceID []byte
+	// Now is the time the UPK's validity is checked at; default time.Now.
+	Now time.Time
+	// Plaintext, if set, receives the decrypted payload as it is
+	// authenticated. The caller must discard it if Verify fails.
+	Plaintext io.Writer
+}
+
+// Verified describes a package that passed Verify.
+type Verified struct {
+	Manifest *secpkg.Manifest
+	// UPK is the UPK that unwrapped the key (nil without VerifyOptions.Key).
+	UPK *secpkg.UPK
+	// Decrypted reports whether the payload was decrypted and its digest
+	// checked.
+	Decrypted bool
+}
+
+// Verify checks a package against the anchors of context c the way a
+// device does: the manifest's signature and key certificate chain to the
+// root, and its IDs; with a recipient key, also a UPK (signature, binding to
+// this manifest, recipient, validity), the key unwrap, every chunk and the
+// plaintext digest. Errors say which step failed.
+func Verify(c *trust.Context, p *Package, opts *VerifyOptions) (*Verified, error) {
+	if opts == nil {
+		opts = &VerifyOptions{}
+	}
+	a, err := Anchors(c)
+	if err != nil {
+		return nil, err
+	}
+	m, err := secpkg.VerifyManifest(a, p.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s", describe(err, "image-signing"))
+	}
+	if want := m.EncryptedSize(); int64(len(p.Payload)) != want {
+		return nil, fmt.Errorf("payload length %d bytes, the manifest needs %d (%d chunks): truncated or padded", len(p.Payload), want, m.NumChunks())
+	}
+	v := &Verified{Manifest: m}
+	if opts.Key == nil {
+		return v, nil
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	cek, u, err := unwrapCEK(a, m, p, opts, uint64(now.Unix()))
+	if err != nil {
+		return nil, err
+	}
+	v.UPK = u
+	if err := decrypt(&cek, m, p.Payload, opts.Plaintext); err != nil {
+		return nil, err
+	}
+	v.Decrypted = true
+	return v, nil
+}
+
+// unwrapCEK finds the UPK for opts.Key (opts.UPK, or the package's UPKs in
+// order), validates it and unwraps the CEK.
+func unwrapCEK(a *secpkg.Anchors, m *secpkg.Manifest, p *Package, opts *VerifyOptions, now uint64) ([32]byte, *secpkg.UPK, error) {
+	candidates := p.UPKs
+	if opts.UPK != nil {
+		candidates = [][]byte{opts.UPK}
+	}
+	if len(candidates) == 0 {
+		return [32]byte{}, nil, errors.New("no UPK: the package carries none and none was given")
+	}
+	var firstErr error
+	for i, b := range candidates {
+		name := "UPK"
+		if opts.UPK == nil {
+			name = fmt.Sprintf("UPK %d in the package", i+1)
+		}
+		cek, u, err := checkUPK(a, m, b, opts, now)
+		if err == nil {
+			return cek, u, nil
+		}
+		if firstErr == nil || errors.Is(firstErr, secpkg.ErrNotRecipient) {
+			firstErr = fmt.Errorf("%s %s", name, describe(err, "update-authority"))
+		}
+	}
+	return [32]byte{}, nil, firstErr
+}
+
+func checkUPK(a *secpkg.Anchors, m *secpkg.Manifest, b []byte, opts *VerifyOptions, now uint64) ([32]byte, *secpkg.UPK, error) {
+	u, err := secpkg.VerifyUPK(a, b)
+	if err != nil {
+		return [32]byte{}, nil, err
+	}
+	if err := u.CheckManifest(m); err != nil {
+		return [32]byte{}, nil, err
+	}
+	if u.Kind == secpkg.RecipientDevice && opts.DeviceID != nil {
+		if err := u.CheckDevice(opts.DeviceID); err != nil {
+			return [32]byte{}, nil, err
+		}
+	}
+	if err := u.CheckValidity(now); err != nil {
+		return [32]byte{}, nil, fmt.Errorf("%w (valid %s to %s, checked at %s)", err, epoch(u.NotBefore), epoch(u.NotAfter), epoch(now))
+	}
+	cek, err := u.Unwrap(opts.Key)
+	if err != nil {
+		return [32]byte{}, nil, err
+	}
+	return cek, u, nil
+}
+
+// decrypt authenticates and decrypts the chunk stream into w (if not nil).
+func decrypt(cek *[32]byte, m *secpkg.Manifest, payload []byte, w io.Writer) error {
+	d, err := secpkg.NewDecrypter(cek, m)
+	if err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	buf := make([]byte, 0, d.MaxChunkLen())
+	off := 0
+	for n := d.NextChunkLen(); n > 0; n = d.NextChunkLen() {
+		if off+n > len(payload) {
+			n = len(payload) - off
+		}
+		pt, err := d.Open(buf[:0], payload[off:off+n])
+		if err != nil {
+			return fmt.Errorf("payload %s", describe(err, ""))
+		}
+		off += n
+		if w != nil {
+			if _, err := w.Write(pt); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("payload %s", describe(err, ""))
+	}
+	if off != len(payload) {
+		return fmt.Errorf("payload: %d bytes after the last chunk", len(payload)-off)
+	}
+	return nil
+}
+
+// describe turns a secpkg error into a precise message fragment.
+func describe(err error, signer string) string {
+	detail := strings.ReplaceAll(err.Error(), "secpkg: ", "")
+	switch {
+	case errors.Is(err, secpkg.ErrKeyCert):
+		return "key certificate does not chain to the root: " + detail
+	case errors.Is(err, secpkg.ErrSignature):
+		return "signature does not verify with the " + signer + " key"
+	case errors.Is(err, secpkg.ErrNotRecipient):
+		return "is not for this recipient: " + detail
+	case errors.Is(err, secpkg.ErrManifestMismatch):
+		return "is bound to another manifest: " + detail
+	case errors.Is(err, secpkg.ErrChunk), errors.Is(err, secpkg.ErrTruncated), errors.Is(err, secpkg.ErrTrailingData), errors.Is(err, secpkg.ErrDigest):
+		return detail
+	}
+	return "invalid: " + detail
+}
+
+func epoch(s uint64) string { return time.Unix(int64(s), 0).UTC().Format(time.RFC3339) }
