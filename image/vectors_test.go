@@ -32,8 +32,8 @@ var vectorDeviceID = []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
 
 // Vector describes one file of the vectors (vectors.json).
 type Vector struct {
-	Name   string `json:"name"`
-	Suite  string `json:"suite"`
+	Name  string `json:"name"`
+	Suite string `json:"suite"`
 	// Context is the context directory (relative to testdata/vectors).
 	Context string `json:"context"`
 	Package string `json:"package"`
