@@ -146,7 +146,7 @@ func TestUPKRejects(t *testing.T) {
 				{"not-before after not-after", c.signUPK(um.set(7, u(c.now+86401))), []error{ErrMalformed}},
 				{"kind 1 without device id", c.signUPK(um.set(6, rcp.enc())), []error{ErrMalformed}},
 				{"kind 2 with device id", c.signUPK(um.set(6, rcp.set(1, u(2)).set(3, bs([]byte("x"))).enc())), []error{ErrMalformed}},
-				{"kind 3", c.signUPK(um.set(6, rcp.set(1, u(3)).enc())), []error{ErrMalformed}},
+				{"kind 4", c.signUPK(um.set(6, rcp.set(1, u(4)).enc())), []error{ErrMalformed}},
 				{"device id 33 bytes", c.signUPK(um.set(6, rcp.set(3, bs(make([]byte, 33))).enc())), []error{ErrMalformed}},
 				{"recipient critical key", c.signUPK(um.set(6, rcp.set(3, bs([]byte("x"))).set(4, u(0)).enc())), []error{ErrUnknownCritical}},
 				{"wrapped key protected", c.signUPK(um.set(9, wrapped(bs([]byte{0xa1, 0x01, 0x38, 0x1d}), unprotRaw, ctRaw))), []error{ErrAlgorithm}},
@@ -221,6 +221,9 @@ func TestUPKBinding(t *testing.T) {
 			checkErr(t, "class differs", dev.CheckManifest(&mc), ErrClass)
 			checkErr(t, "other device", dev.CheckDevice([]byte("device-0002")), ErrNotRecipient)
 			checkErr(t, "class upk names no device", cls.CheckDevice([]byte("device-0002")))
+			esc := *cls
+			esc.Kind = RecipientEscrow
+			checkErr(t, "escrow upk", esc.CheckDevice(c.deviceID), ErrNotRecipient)
 			checkErr(t, "not yet valid", dev.CheckValidity(dev.NotBefore-1), ErrNotYetValid)
 			checkErr(t, "first second", dev.CheckValidity(dev.NotBefore))
 			checkErr(t, "last second", dev.CheckValidity(dev.NotAfter))
