@@ -184,6 +184,10 @@ func Create(dir string, b *Board) error {
 			return fmt.Errorf("creating device: %w", err)
 		}
 	}
+	// os.Rename refuses to replace a directory, even an empty one.
+	if err := os.Remove(abs); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s: %w", dir, ErrExists)
+	}
 	if err := os.Rename(tmp, abs); err != nil {
 		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 			return fmt.Errorf("%s: %w", dir, ErrExists)

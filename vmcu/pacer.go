@@ -18,7 +18,7 @@ type pacer struct {
 	next time.Time
 }
 
-const pacerBurst = 10 * time.Millisecond
+const pacerBurst = 25 * time.Millisecond
 
 // reserve schedules n bytes and returns the time by which they have been
 // shifted out. It returns the zero time when pacing is off.
