@@ -106,11 +106,11 @@ func TestRecorder(t *testing.T) {
 	rec := d.Record()
 	f.Erase(0x4000)
 	f.Program(0x4000, pattern(16, 0xFF))
-	f.Program(0x4001, pattern(16, 0xFF))    // misaligned: refused, not an operation
-	f.Program(0x4000, pattern(16, 0xFF))    // not erased: refused, not an operation
-	f.Read(0, make([]byte, 16))             // reads are not operations
-	d.Fuses().ProgramWord(3, 1)             // operation
-	d.Fuses().ProgramWord(3, 1)             // nothing new to blow: not an operation
+	f.Program(0x4001, pattern(16, 0xFF)) // misaligned: refused, not an operation
+	f.Program(0x4000, pattern(16, 0xFF)) // not erased: refused, not an operation
+	f.Read(0, make([]byte, 16))          // reads are not operations
+	d.Fuses().ProgramWord(3, 1)          // operation
+	d.Fuses().ProgramWord(3, 1)          // nothing new to blow: not an operation
 	f.Erase(0x4800)
 	want := []Op{
 		{1, OpErase, 0x4000, 2048},
