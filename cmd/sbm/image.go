@@ -84,7 +84,7 @@ UPK for the whole device class into the package.`,
 			if err := atomicfile.WriteFile(out, enc, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(cio.stdout, "wrote %s: version %s, %s payload of %d bytes in %d chunks, %d bytes\n",
+			fmt.Fprintf(cio.stdout, "wrote %s: version %s, %s payload of %d bytes in %d chunk(s), %d bytes\n",
 				out, version, img.Format, len(img.Data), (len(img.Data)+opts.ChunkSizeOrDefault()-1)/opts.ChunkSizeOrDefault(), len(enc))
 			fmt.Fprintf(cio.stdout, "manifest digest %x\n", res.ManifestDigest)
 			return nil
