@@ -29,7 +29,8 @@ func Parse(b []byte) (*Package, error) {
 	return p, nil
 }
 
-// Anchors returns what a device provisioned from c trusts.
+// Anchors returns what a device provisioned from c trusts: the root key,
+// the IDs, and the context's key certificates, verified against the root.
 func Anchors(c *trust.Context) (*secpkg.Anchors, error) {
 	raw, err := hostcose.RawPublicKey(c.RootPublicKey())
 	if err != nil {
@@ -39,7 +40,28 @@ func Anchors(c *trust.Context) (*secpkg.Anchors, error) {
 	if c.Suite() == trust.SuiteEd25519 {
 		a.Suite = secpkg.SuiteEd25519
 	}
+	if err := a.TrustKeyCert(c.ImageSigningKeyCert(), secpkg.RoleImageSigning); err != nil {
+		return nil, fmt.Errorf("context's image-signing key certificate: %w", err)
+	}
+	if err := a.TrustKeyCert(c.UpdateAuthorityKeyCert(), secpkg.RoleUpdateAuthority); err != nil {
+		return nil, fmt.Errorf("context's update-authority key certificate: %w", err)
+	}
 	return a, nil
+}
+
+// A Verifier verifies packages against one context's anchors, which it
+// builds (and checks) once.
+type Verifier struct {
+	anchors *secpkg.Anchors
+}
+
+// NewVerifier returns a Verifier for context c.
+func NewVerifier(c *trust.Context) (*Verifier, error) {
+	a, err := Anchors(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{anchors: a}, nil
 }
 
 // VerifyOptions configures Verify.
@@ -75,13 +97,19 @@ type Verified struct {
 // this manifest, recipient, validity), the key unwrap, every chunk and the
 // plaintext digest. Errors say which step failed.
 func Verify(c *trust.Context, p *Package, opts *VerifyOptions) (*Verified, error) {
-	if opts == nil {
-		opts = &VerifyOptions{}
-	}
-	a, err := Anchors(c)
+	v, err := NewVerifier(c)
 	if err != nil {
 		return nil, err
 	}
+	return v.Verify(p, opts)
+}
+
+// Verify checks a package; see the function Verify.
+func (ver *Verifier) Verify(p *Package, opts *VerifyOptions) (*Verified, error) {
+	if opts == nil {
+		opts = &VerifyOptions{}
+	}
+	a := ver.anchors
 	m, err := secpkg.VerifyManifest(a, p.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s", describe(err, "image-signing"))

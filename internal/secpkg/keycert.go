@@ -1,6 +1,8 @@
 package secpkg
 
 import (
+	"crypto/sha256"
+
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
 )
@@ -125,8 +127,10 @@ func verifyKeyCert(a *Anchors, raw []byte, role Role) (keyCert, error) {
 	if s.header.KID != KeyID(a.RootKey) {
 		return c, wrap(ErrKeyCert, errKID)
 	}
-	if err := s.msg.Verify(s.header.Alg, a.RootKey); err != nil {
-		return c, wrap(ErrKeyCert, wrap(ErrSignature, err))
+	if !a.isTrusted(raw) {
+		if err := s.msg.Verify(s.header.Alg, a.RootKey); err != nil {
+			return c, wrap(ErrKeyCert, wrap(ErrSignature, err))
+		}
 	}
 	if c, err = decodeKeyCert(s.msg.Payload); err != nil {
 		return c, wrap(ErrKeyCert, err)
@@ -169,4 +173,37 @@ func verifySigned(a *Anchors, msg []byte, max int, ct string, role Role) (signed
 		return s, wrap(ErrSignature, err)
 	}
 	return s, nil
+}
+
+// TrustKeyCert verifies a key certificate against the anchors for role
+// (spec §4 steps 1 and 2) and, if it is valid, remembers its digest so that
+// later verifications of structures carrying this exact key certificate skip
+// the root signature check (its content is still decoded and checked).
+// A device does this once at provisioning for the key certificates it is
+// given; a host does it once per context.
+func (a *Anchors) TrustKeyCert(raw []byte, role Role) error {
+	if _, err := verifyKeyCert(a, raw, role); err != nil {
+		return err
+	}
+	d := sha256.Sum256(raw)
+	for i := range a.trusted {
+		if a.trusted[i] == d {
+			return nil
+		}
+		if a.trusted[i] == ([32]byte{}) {
+			a.trusted[i] = d
+			return nil
+		}
+	}
+	return ErrTooLarge
+}
+
+func (a *Anchors) isTrusted(raw []byte) bool {
+	d := sha256.Sum256(raw)
+	for i := range a.trusted {
+		if a.trusted[i] == d {
+			return true
+		}
+	}
+	return false
 }

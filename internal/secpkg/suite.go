@@ -56,7 +56,15 @@ type Anchors struct {
 	RootKey  []byte // raw public key encoding (spec §2)
 	VendorID [16]byte
 	ClassID  [16]byte
+
+	// trusted holds SHA-256 digests of key certificates already verified
+	// against RootKey (see TrustKeyCert); zero entries are unused.
+	trusted [MaxTrustedKeyCerts][32]byte
 }
+
+// MaxTrustedKeyCerts is how many pre-verified key certificates Anchors
+// remember.
+const MaxTrustedKeyCerts = 4
 
 // KeyID returns the key identifier of a raw public key encoding:
 // SHA-256(rawPub) (spec §2).
