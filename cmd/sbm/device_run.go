@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sbm-project/sbm/vmcu"
+)
+
+// deviceFirmware returns the boot firmware 'sbm device run' runs. Until the
+// Secure Boot Manager exists it is the placeholder, which reports that no
+// boot firmware is installed.
+func deviceFirmware() vmcu.Firmware { return vmcu.Placeholder() }
+
+func newDeviceRunCmd(cio *cliIO) *cobra.Command {
+	var (
+		uarts    []string
+		baud     int
+		recovery bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run DIR",
+		Short: "Power the device on and run it until interrupted",
+		Long: `Power on the device in DIR and run its boot firmware until interrupted
+(Ctrl-C). Resets reboot the firmware; an armed power cut cuts power at its
+operation and power is restored at once. The boot log is printed on stdout.
+
+--uart attaches the UART to host endpoints (repeatable):
+  pty:LINK              a pseudo-terminal; LINK becomes a symlink to it, and
+                        serial tools open it like a USB-serial adapter
+  tcp:127.0.0.1:PORT    a TCP listener on the loopback interface; PORT 0
+                        picks a free port (the address is printed)
+--baud paces both directions at N bits per second (10 bits per byte); 0,
+the default, does not pace.
+
+While running, DIR/debug.sock is the debug port and DIR/control.sock the
+control socket (reset button, recovery pin, fault injection).`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if baud < 0 || baud > 100_000_000 {
+				return usagef("--baud %d: want 0 (unpaced) to 100000000", baud)
+			}
+			var eps []uartEndpoint
+			for _, u := range uarts {
+				ep, err := parseUART(u)
+				if err != nil {
+					return err
+				}
+				eps = append(eps, ep)
+			}
+			return runDevice(cmd.Context(), cio, args[0], eps, baud, recovery)
+		},
+	}
+	cmd.Flags().StringArrayVar(&uarts, "uart", nil, "attach the UART: `pty:LINK or tcp:127.0.0.1:PORT` (repeatable)")
+	cmd.Flags().IntVar(&baud, "baud", 0, "pace the UART at `N` bits per second (0: unpaced)")
+	cmd.Flags().BoolVar(&recovery, "recovery", false, "hold the recovery pin at the first boot")
+	return cmd
+}
+
+type uartEndpoint struct {
+	kind, arg string
+}
+
+func parseUART(s string) (uartEndpoint, error) {
+	kind, arg, ok := strings.Cut(s, ":")
+	switch {
+	case ok && kind == "pty" && arg != "":
+		return uartEndpoint{kind, arg}, nil
+	case ok && kind == "tcp":
+		host, port, err := net.SplitHostPort(arg)
+		if err != nil {
+			return uartEndpoint{}, usagef("--uart %q: %v", s, err)
+		}
+		if host != "127.0.0.1" && host != "localhost" && host != "::1" {
+			return uartEndpoint{}, usagef("--uart %q: only loopback addresses (127.0.0.1, ::1) are allowed", s)
+		}
+		if _, err := parseUint32("port", port); err != nil || len(port) > 5 {
+			return uartEndpoint{}, usagef("--uart %q: bad port", s)
+		}
+		return uartEndpoint{kind, arg}, nil
+	}
+	return uartEndpoint{}, usagef("--uart %q: want pty:LINK or tcp:127.0.0.1:PORT", s)
+}
+
+// lockedWriter serialises writes from the firmware and the runner.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func runDevice(ctx context.Context, cio *cliIO, dir string, eps []uartEndpoint, baud int, recovery bool) error {
+	d, err := vmcu.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	out := &lockedWriter{w: cio.stdout}
+	d.SetConsole(out)
+	d.UART().SetBaud(baud)
+	for _, ep := range eps {
+		switch ep.kind {
+		case "pty":
+			name, err := d.UART().OpenPTY(ep.arg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "uart: pty %s (link %s)\n", name, ep.arg)
+		case "tcp":
+			addr, err := d.UART().ListenTCP(ep.arg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "uart: tcp %s\n", addr)
+		}
+	}
+	if baud > 0 {
+		fmt.Fprintf(out, "uart: paced at %d baud\n", baud)
+	}
+	stop, err := d.Serve()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Fprintf(out, "debug port: %s\n", filepath.Join(dir, vmcu.DebugSocket))
+	fmt.Fprintf(out, "control: %s\n", filepath.Join(dir, vmcu.ControlSocket))
+	if c, ok := d.ArmedPowerCut(); ok {
+		fmt.Fprintf(out, "power cut armed: %v\n", c)
+	}
+	fmt.Fprintf(out, "vmcu: power on (board %s)\n", d.Board().Name)
+	if err := d.Run(ctx, deviceFirmware(), recovery); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "vmcu: power off\n")
+	return nil
+}
+
+func newDeviceWaitCmd(cio *cliIO) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait DIR",
+		Short: "Wait until the device is running (for scripts)",
+		Long: `Wait until the device in DIR is running, that is until its control socket
+answers, for at most --timeout.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout <= 0 {
+				return usagef("--timeout %v: want a positive duration", timeout)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			for {
+				c, err := vmcu.DialControl(ctx, args[0])
+				if err == nil {
+					_, err = c.Status(ctx)
+					c.Close()
+					if err == nil {
+						return nil
+					}
+				}
+				if !isNotRunning(err) && ctx.Err() == nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("%s: device did not start within %v", args[0], timeout)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "give up after `DURATION`")
+	return cmd
+}
+
+func newDeviceResetCmd(cio *cliIO) *cobra.Command {
+	var recovery bool
+	cmd := &cobra.Command{
+		Use:   "reset DIR",
+		Short: "Press the reset button of a running device",
+		Long: `Reset the device running in DIR: its boot firmware starts again from the
+beginning. With --recovery the recovery pin is held during the reset, which
+the boot firmware reads to enter recovery mode.
+
+The reset goes through the control socket, not the debug port, so it works
+after the debug port is locked, like the button on a real board.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := vmcu.DialControl(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Reset(cmd.Context(), recovery); err != nil {
+				return fmt.Errorf("reset: %w", err)
+			}
+			msg := "reset"
+			if recovery {
+				msg += " with the recovery pin held"
+			}
+			fmt.Fprintln(cio.stdout, msg)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&recovery, "recovery", false, "hold the recovery pin during the reset")
+	return cmd
+}
