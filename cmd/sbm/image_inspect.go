@@ -21,13 +21,26 @@ func newImageInspectCmd(cio *cliIO) *cobra.Command {
 		Use:   "inspect [--json] FILE",
 		Short: "Show a package's manifest, signer, chunks and UPK recipients (no secrets needed)",
 		Long: `Show what a package says about itself: manifest fields, the image-signing
-key ID, chunk count and the recipients of the UPKs it carries. Nothing is
-verified: use "sbm image verify" for that.`,
+key ID, chunk count and the recipients of the UPKs it carries. FILE may also
+be a bare UPK (as written by "sbm upk issue"). Nothing is verified: use
+"sbm image verify" for that.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := readInput(args[0])
 			if err != nil {
 				return err
+			}
+			if !bytes.HasPrefix(data, image.Magic[:]) {
+				// Not a package: perhaps a bare UPK.
+				if u, uerr := image.InspectUPK(data); uerr == nil {
+					if asJSON {
+						enc := json.NewEncoder(cio.stdout)
+						enc.SetIndent("", "  ")
+						return enc.Encode(u)
+					}
+					printUPK(cio.stdout, "UPK", u)
+					return nil
+				}
 			}
 			p, err := image.Parse(data)
 			if err != nil {
