@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -97,9 +96,7 @@ path of a PEM file holding the device CA and root certificates).`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cio.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+				return printJSON(cio.stdout, info)
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 0, 2, ' ', 0)
 			for _, kv := range [][2]string{

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -34,9 +33,7 @@ be a bare UPK (as written by "sbm upk issue"). Nothing is verified: use
 				// Not a package: perhaps a bare UPK.
 				if u, uerr := image.InspectUPK(data); uerr == nil {
 					if asJSON {
-						enc := json.NewEncoder(cio.stdout)
-						enc.SetIndent("", "  ")
-						return enc.Encode(u)
+						return printJSON(cio.stdout, u)
 					}
 					printUPK(cio.stdout, "UPK", u)
 					return nil
@@ -51,9 +48,7 @@ be a bare UPK (as written by "sbm upk issue"). Nothing is verified: use
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if asJSON {
-				enc := json.NewEncoder(cio.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(d)
+				return printJSON(cio.stdout, d)
 			}
 			printDescription(cio.stdout, d)
 			return nil
