@@ -315,8 +315,8 @@ func (f *boardFile) board() (*Board, error) {
 // to an equal board.
 func (b *Board) MarshalTOML() []byte {
 	var w bytes.Buffer
-	fmt.Fprintf(&w, "name = %q\n", b.Name)
-	fmt.Fprintf(&w, "description = %q\n", b.Description)
+	fmt.Fprintf(&w, "name = %s\n", tomlString(b.Name))
+	fmt.Fprintf(&w, "description = %s\n", tomlString(b.Description))
 	fmt.Fprintf(&w, "flash_size = %s\n", sizeString(b.Geometry.Size))
 	fmt.Fprintf(&w, "write_size = %d\n", b.Geometry.WriteSize)
 	fmt.Fprintf(&w, "erased = 0x%02X\n", b.Geometry.Erased)
@@ -329,6 +329,25 @@ func (b *Board) MarshalTOML() []byte {
 		fmt.Fprintf(&w, "%-7s = { start = 0x%06X, size = %s }\n", r.Kind, r.Start, sizeString(r.Size))
 	}
 	return w.Bytes()
+}
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7F:
+			fmt.Fprintf(&b, "\\u%04X", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func sizeString(n uint32) string {
