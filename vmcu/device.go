@@ -58,6 +58,8 @@ var (
 	// ErrNotDevice is returned by Open for a directory that is not a
 	// well-formed device.
 	ErrNotDevice = errors.New("not a device directory")
+	// ErrClosed is returned by PowerOn and Run on a closed device.
+	ErrClosed = errors.New("device is closed")
 )
 
 // Device is a virtual microcontroller. Its methods are safe for concurrent
@@ -89,6 +91,7 @@ type Device struct {
 	console   io.Writer
 	uart      *UART
 	closeOnce sync.Once
+	closed    chan struct{}
 }
 
 // silicon holds the per-chip secrets fixed at manufacture.
@@ -107,6 +110,7 @@ func newDevice(b *Board, si silicon) *Device {
 		resumeCh: make(chan struct{}),
 		resetReq: make(chan bool, 1),
 		console:  io.Discard,
+		closed:   make(chan struct{}),
 	}
 	d.uart = newUART()
 	return d
@@ -324,6 +328,7 @@ func readSnapshot(dir string) (*snapshot, error) {
 // The device must not be used afterwards.
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
+		close(d.closed)
 		d.mu.Lock()
 		d.stopLocked(stopSignal{reason: StopCanceled})
 		d.mu.Unlock()

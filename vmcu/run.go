@@ -145,6 +145,12 @@ type PowerOnOptions struct {
 // calling goroutine and must call the hal interfaces only from it.
 func (d *Device) PowerOn(ctx context.Context, fw Firmware, opt PowerOnOptions) (Stop, error) {
 	d.mu.Lock()
+	select {
+	case <-d.closed:
+		d.mu.Unlock()
+		return Stop{}, ErrClosed
+	default:
+	}
 	if d.sess != nil {
 		d.mu.Unlock()
 		return Stop{}, ErrPoweredOn
@@ -263,11 +269,15 @@ func (d *Device) Running() bool {
 // Run runs fw until ctx is cancelled, as a board on a bench does: after a
 // reset or a firmware crash the firmware boots again (keeping RAM); after a
 // power cut power is restored at once (RAM cleared); if Boot returns, the
-// device waits for a reset. Run logs these events on the console.
+// device waits for a reset. Run logs these events on the console. It
+// returns nil when ctx is cancelled or the device is closed.
 func (d *Device) Run(ctx context.Context, fw Firmware, recovery bool) error {
 	warm := false
 	for {
 		st, err := d.PowerOn(ctx, fw, PowerOnOptions{Recovery: recovery, Warm: warm})
+		if errors.Is(err, ErrClosed) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -296,6 +306,8 @@ func (d *Device) Run(ctx context.Context, fw Firmware, recovery bool) error {
 			d.logf("vmcu: firmware stopped; waiting for reset")
 			select {
 			case <-ctx.Done():
+				return nil
+			case <-d.closed:
 				return nil
 			case recovery = <-d.resetReq:
 			}
