@@ -154,6 +154,9 @@ func Create(dir string, b *Board) error {
 	if err != nil {
 		return fmt.Errorf("creating device: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return fmt.Errorf("creating device: %w", err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(abs), "."+filepath.Base(abs)+".new-")
 	if err != nil {
 		return fmt.Errorf("creating device: %w", err)
