@@ -29,6 +29,7 @@ var devicePackages = []string{
 	"internal/secpkg",
 	"hal",
 	"sbm",
+	"sbm/mailbox",
 	"wire",
 }
 
