@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,5 +61,45 @@ func TestDeviceCertificate(t *testing.T) {
 				t.Fatal("CSR with a broken signature accepted")
 			}
 		})
+	}
+}
+
+func TestProductionRecords(t *testing.T) {
+	c, err := Init(filepath.Join(t.TempDir(), "ctx"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idKey, _ := c.Suite().GenerateSigningKey()
+	ka, _ := c.Suite().GenerateKeyAgreementKey()
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, idKey)
+	csr, _ := x509.ParseCertificateRequest(csrDER)
+	id := []byte{0xab, 0xcd}
+	cert, err := c.IssueDeviceCertificate(csr, id, ka.PublicKey(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SaveDevice(cert, "small", true, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rec, ident, err := c.LoadDevice("ABCD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.ID != "abcd" || !rec.Locked || !ident.KeyAgreement.Equal(ka.PublicKey()) {
+		t.Fatalf("record = %+v", rec)
+	}
+	if ids, _ := c.Devices(); len(ids) != 1 || ids[0] != "abcd" {
+		t.Fatalf("Devices() = %v", ids)
+	}
+	if _, _, err := c.LoadDevice("beef"); !errors.Is(err, ErrUnknownDevice) {
+		t.Fatalf("unknown device: %v", err)
+	}
+	if _, _, err := c.LoadDevice("../x"); err == nil {
+		t.Fatal("path-like device ID accepted")
+	}
+	// A record edited to hold another device's certificate is refused.
+	os.Rename(c.devicePath("abcd"), c.devicePath("abce"))
+	if _, _, err := c.LoadDevice("abce"); err == nil {
+		t.Fatal("mismatched record accepted")
 	}
 }

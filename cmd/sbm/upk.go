@@ -36,8 +36,9 @@ wrapped for one recipient with ECDH-ES + HKDF-SHA-256 + AES key wrap, bound
 to the package's manifest, a validity window and a unique ID, and signed with
 the context's update-authority key.
 
-The recipient is a device certificate (PEM; it must be issued by this
-context's device CA and names the device ID and key-agreement key), or a
+The recipient is a device ID (hex) from the context's production records
+(written by "sbm provision"), a device certificate (PEM; it must be issued by
+this context's device CA and names the device ID and key-agreement key), or a
 key-agreement public key (PEM) with --device-id, or --class for every device
 of the class. The package's content key is recovered from the context's
 escrow record (or from a class UPK inside the package).`,
@@ -104,7 +105,7 @@ escrow record (or from a class UPK inside the package).`,
 	f := cmd.Flags()
 	f.StringVar(&ctxDir, "context", "", "security context directory (required)")
 	f.StringVar(&pkgFile, "package", "", "package file (required)")
-	f.StringVar(&recipient, "recipient", "", "device certificate or key-agreement public key (PEM)")
+	f.StringVar(&recipient, "recipient", "", "device ID (hex, from the production records), device certificate, or key-agreement public key (PEM)")
 	f.StringVar(&deviceID, "device-id", "", "device ID in hex (with a public-key --recipient)")
 	f.BoolVar(&class, "class", false, "issue for the whole device class")
 	f.StringVar(&notBefore, "not-before", "", "start of validity (RFC 3339; default now)")
@@ -114,9 +115,20 @@ escrow record (or from a class UPK inside the package).`,
 	return cmd
 }
 
-// recipientFromFile reads a device certificate or a key-agreement public key.
+// recipientFromFile reads a device certificate or a key-agreement public
+// key, or looks a device ID up in the context's production records.
 func recipientFromFile(c *trust.Context, path, deviceID string) (upk.Recipient, error) {
 	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) && isHex(path) {
+		if deviceID != "" {
+			return upk.Recipient{}, usagef("--device-id goes with a public-key --recipient")
+		}
+		_, id, err := c.LoadDevice(path)
+		if err != nil {
+			return upk.Recipient{}, err
+		}
+		return upk.Recipient{Kind: upk.Device, Key: id.KeyAgreement, DeviceID: id.ID}, nil
+	}
 	if err != nil {
 		return upk.Recipient{}, err
 	}
@@ -150,4 +162,9 @@ func recipientFromFile(c *trust.Context, path, deviceID string) (upk.Recipient, 
 		return upk.Recipient{}, usagef("--device-id: want 1 to 32 bytes in hex")
 	}
 	return upk.Recipient{Kind: upk.Device, Key: ka, DeviceID: id}, nil
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil && s != ""
 }

@@ -1,0 +1,278 @@
+// Package programmer is the host side of a device's life after the
+// factory's silicon: provisioning at birth over the debug port (install the
+// SBM, write the trust anchors, have the SBM generate its keys, certify them
+// from the device CA, lock) and programming over the SBM's connection
+// protocol.
+package programmer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/hostcose"
+	"github.com/sbm-project/sbm/sbm/mailbox"
+	"github.com/sbm-project/sbm/trust"
+	"github.com/sbm-project/sbm/vmcu"
+	"github.com/sbm-project/sbm/wire"
+)
+
+// DebugPort is the debug access provisioning needs (implemented by
+// *vmcu.DebugPort).
+type DebugPort interface {
+	ID(ctx context.Context) ([hal.IDSize]byte, error)
+	Board(ctx context.Context) (*vmcu.Board, error)
+	Read(ctx context.Context, addr uint32, n int) ([]byte, error)
+	Write(ctx context.Context, addr uint32, data []byte) error
+	Program(ctx context.Context, addr uint32, data []byte) error
+	Erase(ctx context.Context, addr uint32) error
+	Fuses(ctx context.Context) hal.Fuses
+	Reset(ctx context.Context) error
+}
+
+// ProvisionOptions configures Provision.
+type ProvisionOptions struct {
+	// SBMImage is the SBM image written into the SBM region (required;
+	// sbm.Descriptor() for the virtual microcontroller).
+	SBMImage []byte
+	// NoLock leaves the lock bits unblown (development devices).
+	NoLock bool
+	// ClassKey also gives the device the class key-agreement private key,
+	// so that it accepts class UPKs.
+	ClassKey bool
+	// SecurityCounter is the initial anti-rollback counter.
+	SecurityCounter uint32
+	// Now defaults to time.Now; it is also the device's initial time floor.
+	Now func() time.Time
+	// Timeout bounds each wait for the SBM's answer; default 10 s.
+	Timeout time.Duration
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Provisioned describes a provisioned device.
+type Provisioned struct {
+	ID          []byte
+	Certificate *x509.Certificate
+	Record      *trust.DeviceRecord
+	Locked      bool
+}
+
+// ErrProvisioned is returned when the device already holds another
+// context's root of trust.
+var ErrProvisioned = errors.New("device is bound to another root of trust")
+
+// Provision provisions the device behind dp for context c. The device must
+// be running (its CPU executes the SBM) and its debug port open.
+func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *ProvisionOptions) (*Provisioned, error) {
+	if opts == nil || len(opts.SBMImage) == 0 {
+		return nil, errors.New("provision: no SBM image")
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	logf := func(format string, a ...any) {
+		if opts.Log != nil {
+			fmt.Fprintf(opts.Log, format+"\n", a...)
+		}
+	}
+	id, err := dp.ID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("debug port: %w", err)
+	}
+	board, err := dp.Board(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("debug port: %w", err)
+	}
+	logf("device %x (board %s): debug port open", id, board.Name)
+
+	// 1. Install the SBM.
+	if err := installSBM(ctx, dp, board, opts.SBMImage); err != nil {
+		return nil, err
+	}
+	logf("installed the SBM (%d bytes, sha256 %x)", len(opts.SBMImage), sha256.Sum256(opts.SBMImage))
+
+	// 2. The root of trust: the root key hash into fuses.
+	rootRaw, err := hostcose.RawPublicKey(c.RootPublicKey())
+	if err != nil {
+		return nil, err
+	}
+	rootHash := sha256.Sum256(rootRaw)
+	fuses := dp.Fuses(ctx)
+	if cur, err := hal.ReadRootKeyHash(fuses); err != nil {
+		return nil, fmt.Errorf("read root key hash: %w", err)
+	} else if cur != rootHash {
+		if err := hal.ProgramRootKeyHash(fuses, rootHash); err != nil {
+			if errors.Is(err, hal.ErrFuseConflict) {
+				return nil, fmt.Errorf("%w: its fuses hold root key hash %x", ErrProvisioned, cur[:8])
+			}
+			return nil, fmt.Errorf("program root key hash: %w", err)
+		}
+	}
+	logf("root key hash %x written to fuses", rootHash[:8])
+
+	// 3. Anchors and key generation on the device.
+	req := &mailbox.Request{
+		Op: mailbox.OpProvision, Suite: 1, RootKey: rootRaw,
+		VendorID: c.VendorID(), ClassID: c.ClassID(),
+		ImageKeyCert: c.ImageSigningKeyCert(), UpdateKeyCert: c.UpdateAuthorityKeyCert(),
+		SecurityCounter: opts.SecurityCounter, Time: uint64(now().Unix()),
+	}
+	if c.Suite() == trust.SuiteEd25519 {
+		req.Suite = 2
+	}
+	if opts.ClassKey {
+		k, err := c.ClassKey()
+		if err != nil {
+			return nil, err
+		}
+		req.ClassKey = rawPrivate(k.Bytes())
+	}
+	resp, err := exchange(ctx, dp, req, opts.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning request: %w", err)
+	}
+	if !bytes.Equal(resp.DeviceID, id[:]) {
+		return nil, fmt.Errorf("the SBM answered for device %x, the debug port says %x", resp.DeviceID, id)
+	}
+	csr, err := x509.ParseCertificateRequest(resp.CSR)
+	if err != nil {
+		return nil, fmt.Errorf("device CSR: %w", err)
+	}
+	kaKey, err := c.Suite().KeyAgreementCurve().NewPublicKey(resp.KeyAgreement)
+	if err != nil {
+		return nil, fmt.Errorf("device key-agreement key: %w", err)
+	}
+	logf("the SBM generated its identity and key-agreement keys and sent a CSR")
+
+	// 4. The device certificate.
+	cert, err := c.IssueDeviceCertificate(csr, id[:], kaKey, now())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := exchange(ctx, dp, &mailbox.Request{Op: mailbox.OpInstallCertificate, Certificate: cert.Raw}, opts.Timeout); err != nil {
+		return nil, fmt.Errorf("installing the certificate: %w", err)
+	}
+	logf("device certificate issued by the device CA (serial %s) and installed", cert.SerialNumber.Text(16))
+
+	// 5. Production record, then lock.
+	out := &Provisioned{ID: id[:], Certificate: cert, Locked: !opts.NoLock}
+	if out.Record, err = c.SaveDevice(cert, board.Name, !opts.NoLock, now()); err != nil {
+		return nil, fmt.Errorf("production record: %w", err)
+	}
+	logf("recorded device %s in the production records", out.Record.ID)
+	if opts.NoLock {
+		logf("lock bits left unblown (--no-lock)")
+		return out, dp.Reset(ctx)
+	}
+	if err := hal.BlowLocks(fuses, hal.LockSBMWriteProtect|hal.LockSecureHidden); err != nil {
+		return nil, fmt.Errorf("blow protection fuses: %w", err)
+	}
+	if err := dp.Reset(ctx); err != nil {
+		return nil, err
+	}
+	// The debug lock goes last: after it, this port answers nothing.
+	if err := hal.BlowLocks(fuses, hal.LockDebug); err != nil {
+		return nil, fmt.Errorf("blow debug lock: %w", err)
+	}
+	logf("lock bits blown: SBM write-protect, secure storage hidden, debug port locked")
+	return out, nil
+}
+
+// rawPrivate returns a copy of a raw private key.
+func rawPrivate(b []byte) []byte { return append([]byte(nil), b...) }
+
+// installSBM writes image into the SBM region, unless it is already there.
+func installSBM(ctx context.Context, dp DebugPort, b *vmcu.Board, image []byte) error {
+	g := b.Geometry
+	r, ok := g.Region(hal.RegionSBM)
+	if !ok {
+		return errors.New("board has no SBM region")
+	}
+	ws := int(g.WriteSize)
+	padded := append([]byte(nil), image...)
+	for len(padded)%ws != 0 {
+		padded = append(padded, g.Erased)
+	}
+	if uint32(len(padded)) > r.Size {
+		return fmt.Errorf("SBM image of %d bytes does not fit the %d-byte SBM region", len(image), r.Size)
+	}
+	cur, err := dp.Read(ctx, r.Start, len(padded))
+	if err != nil {
+		return fmt.Errorf("read SBM region: %w", err)
+	}
+	if bytes.Equal(cur, padded) {
+		return nil
+	}
+	for _, s := range g.Sectors {
+		if s.Start >= r.Start && s.Start < r.Start+r.Size {
+			if err := dp.Erase(ctx, s.Start); err != nil {
+				return fmt.Errorf("erase SBM region: %w", err)
+			}
+		}
+	}
+	if err := dp.Program(ctx, r.Start, padded); err != nil {
+		return fmt.Errorf("program SBM: %w", err)
+	}
+	return nil
+}
+
+// exchange writes a request into the mailbox, resets the device and waits
+// for the SBM's response.
+func exchange(ctx context.Context, dp DebugPort, req *mailbox.Request, timeout time.Duration) (*mailbox.Response, error) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	frame, err := mailbox.Frame(nil, mailbox.MagicRequest, mailbox.EncodeRequest(nil, req))
+	if err != nil {
+		return nil, err
+	}
+	base := uint32(vmcu.RAMBase + mailbox.Offset)
+	if err := dp.Write(ctx, base, frame); err != nil {
+		return nil, fmt.Errorf("write mailbox: %w", err)
+	}
+	if err := dp.Reset(ctx); err != nil {
+		return nil, fmt.Errorf("reset: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		h, err := dp.Read(ctx, base, mailbox.HeaderSize)
+		if err == nil {
+			if n, err := mailbox.ParseHeader(h, mailbox.MagicResponse); err == nil {
+				f, err := dp.Read(ctx, base, mailbox.HeaderSize+n)
+				if err != nil {
+					return nil, err
+				}
+				body, err := mailbox.Unframe(f, mailbox.MagicResponse)
+				if err != nil {
+					return nil, err
+				}
+				resp, err := mailbox.DecodeResponse(body)
+				if err != nil {
+					return nil, err
+				}
+				if resp.Op != req.Op {
+					return nil, fmt.Errorf("the SBM answered operation %d to operation %d", resp.Op, req.Op)
+				}
+				if resp.Code != 0 {
+					return nil, &wire.Error{Code: wire.Code(resp.Code), Detail: resp.Detail}
+				}
+				return &resp, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no answer from the SBM within %v (is the SBM running?)", timeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
