@@ -1,0 +1,326 @@
+// Package sbm is the Secure Boot Manager: the device's immutable first
+// firmware and root of trust (docs/sbm.md).
+//
+// At every reset Boot checks the SBM region holds a valid descriptor,
+// loads the secure-storage state, answers a provisioning request left in
+// the RAM mailbox (sbm/mailbox), resumes an interrupted install, verifies
+// the application against the signature table and runs it, or else serves
+// the connection protocol (package wire) on the UART in recovery.
+//
+// sbm is device-side code: standard library and the module's device-side
+// packages only, no reflection, no fmt, no goroutines, bounded memory, and
+// hardware only through package hal.
+package sbm
+
+import (
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/secpkg"
+	"github.com/sbm-project/sbm/wire"
+)
+
+// DefaultTimeout is the default inactivity timeout of a recovery session.
+const DefaultTimeout = 60 * time.Second
+
+// Options configures Boot. The zero value (or nil) selects the defaults.
+type Options struct {
+	// Launch runs the verified application; the default logs that the
+	// application is verified and idles until reset. Boot returns when
+	// Launch returns.
+	Launch func(app *AppInfo)
+	// Serve runs one recovery session of the connection protocol on u,
+	// driving t, and reports whether the device should reset (the host
+	// asked for it). The default is a wire.Session with the inactivity
+	// timeout.
+	Serve func(u hal.UART, t wire.Target, sys hal.System, timeout time.Duration) (reset bool)
+	// Timeout is the inactivity timeout of a recovery session; default
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Version overrides the SBM version reported by INFO; default the
+	// descriptor's.
+	Version string
+}
+
+// AppInfo describes the verified application handed to Options.Launch.
+type AppInfo struct {
+	// Version is the application's version (from its manifest).
+	Version string
+	// Size is the application image size in bytes, at the start of Region.
+	Size uint32
+	// Digest is SHA-256 of the image: the application measurement.
+	Digest [32]byte
+	// ManifestDigest is the digest of the manifest it was installed from.
+	ManifestDigest [32]byte
+	// SecurityCounter is the manifest's security counter.
+	SecurityCounter uint32
+	// Region is the slot the application runs from (the primary slot).
+	Region hal.Region
+	// SBMVersion is the running SBM's version.
+	SBMVersion string
+	// Lifecycle is the device's lifecycle (wire.Lifecycle*).
+	Lifecycle uint8
+}
+
+// machine is the SBM's whole state for one boot. It is allocated once.
+type machine struct {
+	hw      *hal.Hardware
+	opts    Options
+	version string
+	locks   uint32
+	store   storage
+	st      state
+	keys    *deviceKeys
+
+	anchors   secpkg.Anchors
+	anchorsOK bool
+
+	target  target
+	scratch struct {
+		mailbox  mailboxBuf
+		manifest [secpkg.MaxManifestSize]byte
+		upk      [secpkg.MaxUPKSize]byte
+		chunk    []byte // one encrypted chunk, allocated once per boot
+	}
+}
+
+// Boot runs the SBM on hw. It returns only when the launched application
+// returns or when there is nothing it can do (no valid SBM descriptor, no
+// secure storage); on the virtual MCU, a reset or power cut stops it
+// inside a hal call.
+func Boot(hw *hal.Hardware, opts *Options) {
+	m := &machine{hw: hw}
+	if opts != nil {
+		m.opts = *opts
+	}
+	if m.opts.Timeout <= 0 {
+		m.opts.Timeout = DefaultTimeout
+	}
+	m.run()
+}
+
+// log writes one line to the boot log.
+func (m *machine) log(parts ...string) {
+	if m.hw.Log == nil {
+		return
+	}
+	n := 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	line := make([]byte, 0, n)
+	for _, p := range parts {
+		line = append(line, p...)
+	}
+	m.hw.Log.Write(append(line, '\n'))
+}
+
+// shortHash formats the first 8 bytes of a digest in hex.
+func shortHash(h []byte) string { return hex.EncodeToString(h[:8]) + "…" }
+
+func (m *machine) run() {
+	desc, ok := readDescriptor(m.hw.Flash)
+	if !ok {
+		m.log("sbm: no SBM installed (the SBM region holds no valid descriptor)")
+		return
+	}
+	m.version = desc.versionString()
+	if m.opts.Version != "" {
+		m.version = m.opts.Version
+	}
+	m.log("sbm: SBM ", m.version, " on device ", hex.EncodeToString(m.hw.ID[:]))
+	if err := m.store.open(m.hw.Flash); err != nil {
+		m.log("sbm: ", err.Error())
+		return
+	}
+	m.store.load(&m.st)
+	m.locks, _ = hal.ReadLocks(m.hw.Fuses)
+	m.target.m = m
+
+	m.serveMailbox()
+	if m.st.pending.present {
+		m.resume()
+	}
+	app, werr := m.verifyApp()
+	if werr == nil && !m.hw.System.RecoveryPin() {
+		m.launch(app)
+		return
+	}
+	if werr == nil {
+		m.log("sbm: recovery: recovery pin held")
+	} else {
+		m.log("sbm: recovery: ", werr.Detail)
+		m.noteError(werr)
+	}
+	m.recovery()
+}
+
+// noteError records a boot failure as the last error, committing it only
+// when it changes (a provisioned device) so that a boot loop wears nothing.
+func (m *machine) noteError(werr *wire.Error) {
+	if m.st.lastError == werr.Code && m.st.lastErrorText() == werr.Detail {
+		return
+	}
+	m.st.setError(werr.Code, werr.Detail)
+	if m.st.provisioned {
+		m.commit()
+	}
+}
+
+// verifyApp checks the primary slot against the signature table.
+func (m *machine) verifyApp() (*AppInfo, *wire.Error) {
+	st := &m.st
+	if !st.provisioned {
+		return nil, wire.Errorf(wire.CodeNotProvisioned, "not provisioned")
+	}
+	if werr := m.checkRoot(); werr != nil {
+		return nil, werr
+	}
+	if !st.app.present {
+		return nil, wire.Errorf(wire.CodeNoApplication, "no application installed")
+	}
+	r, ok := m.hw.Flash.Geometry().Region(hal.RegionPrimary)
+	if !ok || st.app.size > r.Size {
+		return nil, wire.Errorf(wire.CodeBootHash, "application does not fit the primary slot")
+	}
+	sum, err := hashFlash(m.hw.Flash, r.Start, st.app.size)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeFlash, "cannot read the primary slot")
+	}
+	if sum != st.app.digest {
+		return nil, wire.Errorf(wire.CodeBootHash, "application hash mismatch")
+	}
+	return &AppInfo{
+		Version: st.app.versionString(), Size: st.app.size, Digest: sum,
+		ManifestDigest: st.app.manifestDigest, SecurityCounter: st.app.counter,
+		Region: r, SBMVersion: m.version, Lifecycle: m.lifecycle(),
+	}, nil
+}
+
+// launch runs the verified application.
+func (m *machine) launch(app *AppInfo) {
+	m.log("sbm: verified application ", app.Version, " (sha256 ", shortHash(app.Digest[:]), ")")
+	if m.opts.Launch != nil {
+		m.opts.Launch(app)
+		return
+	}
+	m.log("sbm: no application runtime; idle until reset")
+	for {
+		m.hw.System.Sleep(time.Second)
+	}
+}
+
+// recovery serves the connection protocol until an install completes or
+// the host asks for a reset (then it resets), or a session times out while
+// a verified application exists (then it runs it).
+func (m *machine) recovery() {
+	serve := m.opts.Serve
+	if serve == nil {
+		serve = serveWire
+	}
+	for {
+		m.log("sbm: recovery: waiting for a programmer on the UART")
+		reset := serve(m.hw.UART, &m.target, m.hw.System, m.opts.Timeout)
+		if m.target.installed {
+			m.log("sbm: install complete; resetting")
+			m.hw.System.Reset()
+			return
+		}
+		if reset {
+			m.log("sbm: reset requested")
+			m.hw.System.Reset()
+			return
+		}
+		if app, werr := m.verifyApp(); werr == nil {
+			m.launch(app)
+			return
+		}
+	}
+}
+
+// serveWire runs one wire.Session.
+func serveWire(u hal.UART, t wire.Target, sys hal.System, timeout time.Duration) bool {
+	end, err := wire.NewSession(u, sys, t, wire.Config{Inactivity: timeout}).Serve()
+	if err != nil {
+		sys.Sleep(100 * time.Millisecond) // a failed link: do not spin
+	}
+	return end == wire.EndReset || end == wire.EndInstalled
+}
+
+// lifecycle returns the device's lifecycle state.
+func (m *machine) lifecycle() uint8 {
+	switch {
+	case !m.st.provisioned:
+		return wire.LifecycleBlank
+	case m.locks&hal.LockDebug != 0:
+		return wire.LifecycleLocked
+	}
+	return wire.LifecycleProvisioned
+}
+
+// commit writes the state; on failure it reloads the stored state so that
+// the machine's view never differs from the flash.
+func (m *machine) commit() error {
+	err := m.store.commit(&m.st)
+	if err != nil {
+		m.store.load(&m.st)
+		m.log("sbm: secure storage write failed: ", err.Error())
+	}
+	return err
+}
+
+var errRootMismatch = errors.New("sbm: stored root key does not match the fuses")
+
+// checkRoot checks the stored root key against the hash in fuses.
+func (m *machine) checkRoot() *wire.Error {
+	h, err := hal.ReadRootKeyHash(m.hw.Fuses)
+	if err != nil || secpkg.KeyID(m.st.root()) != h {
+		return wire.Errorf(wire.CodeNotProvisioned, "stored root key does not match the fuses")
+	}
+	return nil
+}
+
+// deviceAnchors returns the verifier anchors, checked against the fuses
+// and with both key certificates verified once.
+func (m *machine) deviceAnchors() (*secpkg.Anchors, *wire.Error) {
+	if m.anchorsOK {
+		return &m.anchors, nil
+	}
+	st := &m.st
+	if !st.provisioned {
+		return nil, wire.Errorf(wire.CodeNotProvisioned, "not provisioned")
+	}
+	if werr := m.checkRoot(); werr != nil {
+		return nil, werr
+	}
+	m.anchors = secpkg.Anchors{Suite: st.suite, RootKey: st.root(), VendorID: st.vendorID, ClassID: st.classID}
+	if m.anchors.TrustKeyCert(st.imageCert(), secpkg.RoleImageSigning) != nil ||
+		m.anchors.TrustKeyCert(st.updateCert(), secpkg.RoleUpdateAuthority) != nil {
+		return nil, wire.Errorf(wire.CodeSignature, "stored key certificates do not verify")
+	}
+	m.anchorsOK = true
+	return &m.anchors, nil
+}
+
+// deviceKeys recovers the PUF key and derives the device keys.
+func (m *machine) deviceKeys() (*deviceKeys, *wire.Error) {
+	if m.keys != nil {
+		return m.keys, nil
+	}
+	if !m.st.provisioned {
+		return nil, wire.Errorf(wire.CodeNotProvisioned, "not provisioned")
+	}
+	k, err := hal.RecoverPUFKey(m.hw.PUF, &m.st.helper)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "puf key recovery failed")
+	}
+	keys, err := deriveKeys(m.st.suite, &k)
+	clear(k[:])
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "key derivation failed")
+	}
+	m.keys = keys
+	return keys, nil
+}

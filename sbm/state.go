@@ -1,0 +1,294 @@
+package sbm
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/secpkg"
+	"github.com/sbm-project/sbm/wire"
+)
+
+// Limits of the secure-storage state.
+const (
+	// MaxCertificateSize is the largest device certificate (DER) the SBM
+	// stores.
+	MaxCertificateSize = 1024
+	// ReplayEntries is how many accepted UPK IDs the SBM remembers; the
+	// oldest is forgotten when the list is full.
+	ReplayEntries = 32
+	// MaxVersionSize is the largest application version string (spec §5).
+	MaxVersionSize = 64
+	// maxDetail is the largest stored error detail.
+	maxDetail = 64
+)
+
+// appEntry is the signature-table entry of the primary slot.
+type appEntry struct {
+	present        bool
+	size           uint32
+	digest         [32]byte
+	manifestDigest [32]byte
+	counter        uint32
+	version        [MaxVersionSize]byte
+	versionLen     uint8
+}
+
+func (a *appEntry) versionString() string { return string(a.version[:a.versionLen]) }
+
+// pendingInstall is the install-pending marker: an authenticated package
+// waits in the staging slot to be installed into the primary slot.
+type pendingInstall struct {
+	present        bool
+	size           uint32 // container size in staging
+	manifestDigest [32]byte
+	upkID          [16]byte
+}
+
+// state is the whole secure-storage state, held in fixed-size fields.
+type state struct {
+	seq           uint32
+	provisioned   bool
+	suite         secpkg.Suite
+	rootKey       [65]byte
+	rootKeyLen    uint8
+	vendorID      [16]byte
+	classID       [16]byte
+	imageKeyCert  [secpkg.MaxKeyCertSize]byte
+	imageCertLen  uint16
+	updateKeyCert [secpkg.MaxKeyCertSize]byte
+	updateCertLen uint16
+	classKey      [32]byte
+	hasClassKey   bool
+	helper        [hal.PUFHelperSize]byte
+	cert          [MaxCertificateSize]byte
+	certLen       uint16
+	counter       uint32 // stored anti-rollback counter
+	timeFloor     uint64 // epoch seconds: no trusted time is earlier
+	app           appEntry
+	replay        [ReplayEntries][16]byte // oldest first
+	replayLen     uint8
+	lastError     wire.Code
+	lastDetail    [maxDetail]byte
+	lastDetailLen uint8
+	pending       pendingInstall
+}
+
+func (s *state) root() []byte          { return s.rootKey[:s.rootKeyLen] }
+func (s *state) imageCert() []byte     { return s.imageKeyCert[:s.imageCertLen] }
+func (s *state) updateCert() []byte    { return s.updateKeyCert[:s.updateCertLen] }
+func (s *state) certificate() []byte   { return s.cert[:s.certLen] }
+func (s *state) lastErrorText() string { return string(s.lastDetail[:s.lastDetailLen]) }
+
+// setError records the last error (code 0 clears it).
+func (s *state) setError(code wire.Code, detail string) {
+	s.lastError = code
+	s.lastDetailLen = uint8(copy(s.lastDetail[:], detail))
+}
+
+// replayed reports whether id was accepted before.
+func (s *state) replayed(id [16]byte) bool {
+	for i := range int(s.replayLen) {
+		if s.replay[i] == id {
+			return true
+		}
+	}
+	return false
+}
+
+// remember adds id to the replay list, forgetting the oldest if full.
+func (s *state) remember(id [16]byte) {
+	if s.replayed(id) {
+		return
+	}
+	if int(s.replayLen) == ReplayEntries {
+		copy(s.replay[:], s.replay[1:])
+		s.replayLen--
+	}
+	s.replay[s.replayLen] = id
+	s.replayLen++
+}
+
+// Record field tags (docs/sbm.md, "Secure storage").
+const (
+	tagProvisioned = 1  // empty
+	tagSuite       = 2  // u8
+	tagRootKey     = 3  // raw public key
+	tagVendorID    = 4  // 16 bytes
+	tagClassID     = 5  // 16 bytes
+	tagImageCert   = 6  // key certificate, role 1
+	tagUpdateCert  = 7  // key certificate, role 2
+	tagClassKey    = 8  // 32-byte class key-agreement private key
+	tagHelper      = 9  // PUF helper data
+	tagCertificate = 10 // device certificate, DER
+	tagCounter     = 11 // u32
+	tagTimeFloor   = 12 // u64
+	tagApp         = 13 // size u32, digest 32, manifest digest 32, counter u32, version
+	tagReplay      = 14 // n × 16-byte UPK IDs, oldest first
+	tagLastError   = 15 // code u8, detail
+	tagPending     = 16 // size u32, manifest digest 32, UPK ID 16
+)
+
+var errRecord = errors.New("sbm: invalid secure-storage record")
+
+// encode appends the TLV body of s to dst.
+func (s *state) encode(dst []byte) []byte {
+	tlv := func(tag byte, parts ...[]byte) {
+		n := 0
+		for _, p := range parts {
+			n += len(p)
+		}
+		dst = append(dst, tag)
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(n))
+		for _, p := range parts {
+			dst = append(dst, p...)
+		}
+	}
+	var u32 [4]byte
+	var u64 [8]byte
+	if s.provisioned {
+		tlv(tagProvisioned)
+		tlv(tagSuite, []byte{byte(s.suite)})
+		tlv(tagRootKey, s.root())
+		tlv(tagVendorID, s.vendorID[:])
+		tlv(tagClassID, s.classID[:])
+		tlv(tagImageCert, s.imageCert())
+		tlv(tagUpdateCert, s.updateCert())
+		if s.hasClassKey {
+			tlv(tagClassKey, s.classKey[:])
+		}
+		tlv(tagHelper, s.helper[:])
+	}
+	if s.certLen > 0 {
+		tlv(tagCertificate, s.certificate())
+	}
+	binary.LittleEndian.PutUint32(u32[:], s.counter)
+	tlv(tagCounter, u32[:])
+	binary.LittleEndian.PutUint64(u64[:], s.timeFloor)
+	tlv(tagTimeFloor, u64[:])
+	if a := &s.app; a.present {
+		var sz, ctr [4]byte
+		binary.LittleEndian.PutUint32(sz[:], a.size)
+		binary.LittleEndian.PutUint32(ctr[:], a.counter)
+		tlv(tagApp, sz[:], a.digest[:], a.manifestDigest[:], ctr[:], a.version[:a.versionLen])
+	}
+	if s.replayLen > 0 {
+		dst = append(dst, tagReplay)
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(16*int(s.replayLen)))
+		for i := range int(s.replayLen) {
+			dst = append(dst, s.replay[i][:]...)
+		}
+	}
+	if s.lastError != 0 {
+		tlv(tagLastError, []byte{byte(s.lastError)}, s.lastDetail[:s.lastDetailLen])
+	}
+	if p := &s.pending; p.present {
+		binary.LittleEndian.PutUint32(u32[:], p.size)
+		tlv(tagPending, u32[:], p.manifestDigest[:], p.upkID[:])
+	}
+	return dst
+}
+
+// decode sets s from a TLV body. Unknown tags are ignored.
+func (s *state) decode(b []byte) error {
+	*s = state{}
+	for len(b) > 0 {
+		if len(b) < 3 {
+			return errRecord
+		}
+		tag := b[0]
+		n := int(binary.LittleEndian.Uint16(b[1:3]))
+		if len(b) < 3+n {
+			return errRecord
+		}
+		v := b[3 : 3+n]
+		b = b[3+n:]
+		ok := true
+		switch tag {
+		case tagProvisioned:
+			s.provisioned = true
+		case tagSuite:
+			ok = n == 1 && (v[0] == byte(secpkg.SuiteP256) || v[0] == byte(secpkg.SuiteEd25519))
+			if ok {
+				s.suite = secpkg.Suite(v[0])
+			}
+		case tagRootKey:
+			ok = n <= len(s.rootKey)
+			s.rootKeyLen = uint8(copy(s.rootKey[:], v))
+		case tagVendorID:
+			ok = n == 16
+			copy(s.vendorID[:], v)
+		case tagClassID:
+			ok = n == 16
+			copy(s.classID[:], v)
+		case tagImageCert:
+			ok = n <= len(s.imageKeyCert)
+			s.imageCertLen = uint16(copy(s.imageKeyCert[:], v))
+		case tagUpdateCert:
+			ok = n <= len(s.updateKeyCert)
+			s.updateCertLen = uint16(copy(s.updateKeyCert[:], v))
+		case tagClassKey:
+			ok = n == 32
+			s.hasClassKey = ok
+			copy(s.classKey[:], v)
+		case tagHelper:
+			ok = n == len(s.helper)
+			copy(s.helper[:], v)
+		case tagCertificate:
+			ok = n <= len(s.cert)
+			s.certLen = uint16(copy(s.cert[:], v))
+		case tagCounter:
+			ok = n == 4
+			if ok {
+				s.counter = binary.LittleEndian.Uint32(v)
+			}
+		case tagTimeFloor:
+			ok = n == 8
+			if ok {
+				s.timeFloor = binary.LittleEndian.Uint64(v)
+			}
+		case tagApp:
+			ok = n >= 72 && n <= 72+MaxVersionSize
+			if ok {
+				a := &s.app
+				a.present = true
+				a.size = binary.LittleEndian.Uint32(v)
+				copy(a.digest[:], v[4:36])
+				copy(a.manifestDigest[:], v[36:68])
+				a.counter = binary.LittleEndian.Uint32(v[68:72])
+				a.versionLen = uint8(copy(a.version[:], v[72:]))
+			}
+		case tagReplay:
+			ok = n%16 == 0 && n/16 <= ReplayEntries
+			if ok {
+				for i := 0; i < n/16; i++ {
+					copy(s.replay[i][:], v[16*i:])
+				}
+				s.replayLen = uint8(n / 16)
+			}
+		case tagLastError:
+			ok = n >= 1 && n <= 1+maxDetail
+			if ok {
+				s.lastError = wire.Code(v[0])
+				s.lastDetailLen = uint8(copy(s.lastDetail[:], v[1:]))
+			}
+		case tagPending:
+			ok = n == 52
+			if ok {
+				p := &s.pending
+				p.present = true
+				p.size = binary.LittleEndian.Uint32(v)
+				copy(p.manifestDigest[:], v[4:36])
+				copy(p.upkID[:], v[36:52])
+			}
+		}
+		if !ok {
+			return errRecord
+		}
+	}
+	if s.provisioned && (s.suite == 0 || int(s.rootKeyLen) != s.suite.PublicKeySize() ||
+		s.imageCertLen == 0 || s.updateCertLen == 0) {
+		return errRecord
+	}
+	return nil
+}
