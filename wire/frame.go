@@ -38,16 +38,23 @@ type Frame struct {
 // CRC-32C, then the 0x00 delimiter) to dst. With a dst of capacity
 // MaxEncoded and a body of at most MaxBody bytes it does not allocate.
 func AppendFrame(dst []byte, typ Type, seq uint8, body []byte) []byte {
-	hdr := [2]byte{byte(typ), seq}
-	crc := crc32.Update(0, castagnoli, hdr[:])
+	crc := crcByte(crcByte(0, byte(typ)), seq)
 	crc = crc32.Update(crc, castagnoli, body)
-	var tail [4]byte
-	binary.LittleEndian.PutUint32(tail[:], crc)
 	e := newCOBSEncoder(dst)
-	e.write(hdr[:])
+	e.writeByte(byte(typ))
+	e.writeByte(seq)
 	e.write(body)
-	e.write(tail[:])
+	for i := 0; i < 4; i++ {
+		e.writeByte(byte(crc >> (8 * i))) // little-endian
+	}
 	return e.finish()
+}
+
+// crcByte extends the CRC-32C crc with one byte.
+func crcByte(crc uint32, b byte) uint32 {
+	crc = ^crc
+	crc = castagnoli[byte(crc)^b] ^ crc>>8
+	return ^crc
 }
 
 // ReaderStats counts what a FrameReader has seen.
