@@ -25,6 +25,10 @@ type Target struct {
 	FailErr   *wire.Error // the Write failure
 	FinishErr *wire.Error // the Finish failure, or nil
 
+	// Violations counts calls that break the Target contract: Write
+	// without a successful Begin, or out of order.
+	Violations int
+
 	buf       []byte
 	size      uint32
 	begun     bool
@@ -82,9 +86,11 @@ func (t *Target) Write(off uint32, p []byte) error {
 	defer t.mu.Unlock()
 	t.writes++
 	if !t.begun {
+		t.Violations++
 		return wire.Errorf(wire.CodeInternal, "write before begin")
 	}
 	if int(off) != len(t.buf) || uint64(off)+uint64(len(p)) > uint64(t.size) {
+		t.Violations++
 		return wire.Errorf(wire.CodeInternal, "write out of order")
 	}
 	if t.FailAt >= 0 && int64(off) <= t.FailAt && t.FailAt < int64(off)+int64(len(p)) {
@@ -124,6 +130,13 @@ func (t *Target) Abort() {
 	defer t.mu.Unlock()
 	t.aborts++
 	t.begun = false
+}
+
+// Contract returns the number of contract violations.
+func (t *Target) Contract() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Violations
 }
 
 // Stored returns a copy of the bytes written so far.
