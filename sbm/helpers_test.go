@@ -58,8 +58,8 @@ type dev struct {
 	c   *trust.Context
 	log bytes.Buffer
 
-	launched  *AppInfo  // set by the Launch hook of the last boot
-	recovered bool      // the last boot entered recovery
+	launched  *AppInfo // set by the Launch hook of the last boot
+	recovered bool     // the last boot entered recovery
 	session   func(wire.Target)
 	ka        *ecdh.PublicKey
 	cert      *x509.Certificate

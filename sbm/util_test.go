@@ -2,6 +2,7 @@ package sbm
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 
 	"github.com/sbm-project/sbm/hal"
@@ -15,3 +16,11 @@ func vmcuFirmware(f func(hw *hal.Hardware)) vmcu.Firmware {
 func vmcuOpts() vmcu.PowerOnOptions { return vmcu.PowerOnOptions{} }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, err
+	}
+	return csr, csr.CheckSignature()
+}
