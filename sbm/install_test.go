@@ -71,8 +71,9 @@ func (v *dev) unchanged(name string, s snapshot) {
 	}
 }
 
-// setClass rewrites a provisioning request's class (a device of another
-// class, under the same root).
+// TestInstallRejects sends every kind of bad package to a device running
+// rel1: each is refused with its code, leaves the table and the primary
+// slot byte-identical, and rel1 still boots.
 func TestInstallRejects(t *testing.T) {
 	v := newDev(t, ctxA, 11)
 	v.provision(true)

@@ -138,9 +138,9 @@ func TestCSR(t *testing.T) {
 func TestKeysStableAndUnique(t *testing.T) {
 	v := newDev(t, ctxA, 4)
 	v.provision(false)
-	// The keys are re-derived at each boot from the PUF: after a power
-	// cycle the device installs a UPK for its certified key, and
-	// re-derivation gives the identity key of the certificate.
+	// The keys are re-derived from the PUF (with fresh noise at every
+	// power-on) and the stored helper data: they stay those of the
+	// certificate and of the CSR's answer.
 	keysOf := func(v *dev) *deviceKeys {
 		var st state
 		var s storage
