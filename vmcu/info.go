@@ -133,3 +133,36 @@ func inUse(dir string) (bool, error) {
 	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return false, nil
 }
+
+// FlashSnapshot returns a read-only copy of the flash of the device in dir,
+// as a bench instrument (not the device) would read the chip: host tools use
+// it to decode state the firmware keeps in flash, such as the SBM's public
+// state for `sbm device info`. It does not need the device lock. Program
+// and Erase on it fail.
+func FlashSnapshot(dir string) (hal.Flash, error) {
+	s, err := readSnapshot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshotFlash{g: s.board.Geometry, data: s.flash}, nil
+}
+
+type snapshotFlash struct {
+	g    hal.Geometry
+	data []byte
+}
+
+func (f *snapshotFlash) Geometry() hal.Geometry       { return f.g }
+func (f *snapshotFlash) Privilege() hal.Privilege     { return hal.PrivSBM }
+func (f *snapshotFlash) Program(uint32, []byte) error { return errReadOnly }
+func (f *snapshotFlash) Erase(uint32) error           { return errReadOnly }
+
+func (f *snapshotFlash) Read(addr uint32, p []byte) error {
+	if uint64(addr)+uint64(len(p)) > uint64(len(f.data)) {
+		return hal.ErrOutOfRange
+	}
+	copy(p, f.data[addr:])
+	return nil
+}
+
+var errReadOnly = errors.New("vmcu: flash snapshot is read-only")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -130,26 +129,28 @@ func newDeviceInfoCmd(cio *cliIO) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "info DIR",
-		Short: "Show a device's board, memory map, fuses, locks, counters and wear",
+		Short: "Show a device's board, memory map, fuses, locks, SBM state and application",
 		Long: `Show the public state of the device in DIR: board, memory map, lock fuses,
 root-key hash fuse, monotonic counters, wear, bad sectors, armed power cut,
-and whether it is running. Secrets (PUF data) and flash contents are never
-shown. Works while the device runs.
+whether it is running, and the SBM's public state: lifecycle, SBM
+measurement, device certificate, installed application (version, size,
+hash), security counter and the last boot or install error. Secrets (PUF
+data, keys) and flash contents are never shown. Works while the device runs.
 
 With --json the output is one JSON object; its "id" is the device ID as 32
-lowercase hexadecimal digits.`,
+lowercase hexadecimal digits, "certificate" the device certificate (PEM) and
+"application" the installed application ("application.version").`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := vmcu.Inspect(args[0])
+			in, err := readDeviceInfo(args[0])
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				e := json.NewEncoder(cio.stdout)
-				e.SetIndent("", "  ")
-				return e.Encode(in)
+				return printJSON(cio.stdout, in)
 			}
-			printInfo(cio, in)
+			printInfo(cio, in.Info)
+			printSBMInfo(cio.stdout, in)
 			return nil
 		},
 	}

@@ -12,19 +12,29 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sbm-project/sbm/sim"
 	"github.com/sbm-project/sbm/vmcu"
 )
 
-// deviceFirmware returns the boot firmware 'sbm device run' runs. Until the
-// Secure Boot Manager exists it is the placeholder, which reports that no
-// boot firmware is installed.
-func deviceFirmware() vmcu.Firmware { return vmcu.Placeholder() }
+// deviceFirmware returns the boot firmware 'sbm device run' runs: the
+// Secure Boot Manager (which reports an unprogrammed SBM region as such), or
+// the vmcu's placeholder, which only exercises the hardware.
+func deviceFirmware(name string) (vmcu.Firmware, error) {
+	switch name {
+	case "sbm":
+		return sim.Firmware(nil), nil
+	case "placeholder":
+		return vmcu.Placeholder(), nil
+	}
+	return nil, usagef("--firmware: want sbm or placeholder, got %q", name)
+}
 
 func newDeviceRunCmd(cio *cliIO) *cobra.Command {
 	var (
 		uarts    []string
 		baud     int
 		recovery bool
+		firmware string
 	)
 	cmd := &cobra.Command{
 		Use:   "run DIR",
@@ -56,12 +66,13 @@ control socket (reset button, recovery pin, fault injection).`,
 				}
 				eps = append(eps, ep)
 			}
-			return runDevice(cmd.Context(), cio, args[0], eps, baud, recovery)
+			return runDevice(cmd.Context(), cio, args[0], eps, baud, recovery, firmware)
 		},
 	}
 	cmd.Flags().StringArrayVar(&uarts, "uart", nil, "attach the UART: `pty:LINK or tcp:127.0.0.1:PORT` (repeatable)")
 	cmd.Flags().IntVar(&baud, "baud", 0, "pace the UART at `N` bits per second (0: unpaced)")
 	cmd.Flags().BoolVar(&recovery, "recovery", false, "hold the recovery pin at the first boot")
+	cmd.Flags().StringVar(&firmware, "firmware", "sbm", "boot firmware: sbm, or placeholder (exercises the hardware only)")
 	return cmd
 }
 
@@ -102,7 +113,11 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func runDevice(ctx context.Context, cio *cliIO, dir string, eps []uartEndpoint, baud int, recovery bool) error {
+func runDevice(ctx context.Context, cio *cliIO, dir string, eps []uartEndpoint, baud int, recovery bool, firmware string) error {
+	fw, err := deviceFirmware(firmware)
+	if err != nil {
+		return err
+	}
 	d, err := vmcu.Open(dir)
 	if err != nil {
 		return err
@@ -141,7 +156,7 @@ func runDevice(ctx context.Context, cio *cliIO, dir string, eps []uartEndpoint, 
 		fmt.Fprintf(out, "power cut armed: %v\n", c)
 	}
 	fmt.Fprintf(out, "vmcu: power on (board %s)\n", d.Board().Name)
-	if err := d.Run(ctx, deviceFirmware(), recovery); err != nil {
+	if err := d.Run(ctx, fw, recovery); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "vmcu: power off\n")

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"time"
+
+	"github.com/sbm-project/sbm/internal/atomicfile"
+	"github.com/sbm-project/sbm/programmer"
+	"github.com/sbm-project/sbm/sbm"
+	"github.com/sbm-project/sbm/sim"
+	"github.com/sbm-project/sbm/vmcu"
+	"github.com/spf13/cobra"
+)
+
+func init() { commandGroups = append(commandGroups, newProvisionCmd) }
+
+func newProvisionCmd(cio *cliIO) *cobra.Command {
+	var ctxDir, devDir, passFile, certOut string
+	var noLock, classKey bool
+	var counter uint32
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "provision --context DIR --device DEVDIR",
+		Short: "Provision a device at birth over its debug port, then lock it",
+		Long: `Provision the virtual device in DEVDIR for the security context, over its
+debug port: install the SBM; write the root key hash into the fuses; hand the
+SBM its trust anchors (root key, key certificates of the image-signing and
+update-authority keys, vendor and class IDs, initial security counter, and
+with --class-key the class key-agreement key); the SBM derives its identity
+and key-agreement keys from the device's PUF (they never leave it) and
+returns a CSR; the device CA issues the device certificate, which is written
+to the device and recorded in the context's production records
+(devices/ID.json); finally the lock bits are blown (debug lock, SBM
+write-protect, secure storage hidden) unless --no-lock.
+
+If the device is running ("sbm device run"), its debug socket is used;
+otherwise the device is powered on in-process for the duration.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if ctxDir == "" || devDir == "" {
+				return usagef("--context and --device are required")
+			}
+			c, err := openContext(ctxDir, passFile)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			dp, stop, err := debugPortFor(ctx, devDir)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			res, err := programmer.Provision(ctx, c, dp, &programmer.ProvisionOptions{
+				SBMImage: sbm.Descriptor(), NoLock: noLock, ClassKey: classKey,
+				SecurityCounter: counter, Timeout: timeout, Log: cio.stdout,
+			})
+			if err != nil {
+				return fmt.Errorf("provisioning %s: %w", devDir, err)
+			}
+			if certOut != "" {
+				if err := atomicfile.WriteFile(certOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Certificate.Raw}), 0o644); err != nil {
+					return err
+				}
+			}
+			state := "locked"
+			if !res.Locked {
+				state = "not locked"
+			}
+			fmt.Fprintf(cio.stdout, "provisioned device %s (%s)\n", res.Record.ID, state)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&ctxDir, "context", "", "security context directory (required)")
+	f.StringVar(&devDir, "device", "", "virtual device directory (required)")
+	f.BoolVar(&noLock, "no-lock", false, "leave the lock bits unblown (development devices)")
+	f.BoolVar(&classKey, "class-key", false, "also give the device the class key-agreement key (for class UPKs)")
+	f.Uint32Var(&counter, "security-counter", 0, "initial security counter")
+	f.StringVar(&certOut, "cert-out", "", "also write the device certificate (PEM) to this file")
+	f.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for each answer of the SBM")
+	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
+	return cmd
+}
+
+// debugPortFor returns the debug port of the device in dir: its socket if
+// it runs, else the device powered on in-process with the SBM until stop.
+func debugPortFor(ctx context.Context, dir string) (dp *vmcu.DebugPort, stop func(), err error) {
+	if dp, err := vmcu.DialDebug(ctx, dir); err == nil {
+		return dp, func() { dp.Close() }, nil
+	}
+	r, err := sim.Start(ctx, dir, sim.Firmware(nil), nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("device %s is not running and cannot be opened: %w", dir, err)
+	}
+	return r.Device.DebugPort(), func() { r.Stop() }, nil
+}

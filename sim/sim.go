@@ -1,0 +1,89 @@
+// Package sim runs the Secure Boot Manager on virtual microcontrollers: the
+// vmcu firmware that boots package sbm, a device started in-process for the
+// duration of a host operation, and the SBM's public state read from a
+// device directory.
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/sbm"
+	"github.com/sbm-project/sbm/vmcu"
+)
+
+// Firmware returns the boot firmware of a virtual device: the SBM with opts
+// (nil for the defaults). If the device's SBM region holds no SBM, the SBM
+// reports it and does nothing else, like an unprogrammed part.
+func Firmware(opts *sbm.Options) vmcu.Firmware {
+	return vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) { sbm.Boot(hw, opts) })
+}
+
+// Running is a device powered on in-process.
+type Running struct {
+	Device *vmcu.Device
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	err    error
+}
+
+// Start opens the device in dir and runs fw on it in the background until
+// Stop. Its boot log goes to log (nil discards it).
+func Start(ctx context.Context, dir string, fw vmcu.Firmware, log io.Writer) (*Running, error) {
+	d, err := vmcu.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if log != nil {
+		d.SetConsole(log)
+	}
+	return StartDevice(ctx, d, fw), nil
+}
+
+// StartDevice runs fw on an opened device in the background until Stop.
+func StartDevice(ctx context.Context, d *vmcu.Device, fw vmcu.Firmware) *Running {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Running{Device: d, cancel: cancel}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := d.Run(ctx, fw, false); err != nil && !errors.Is(err, context.Canceled) {
+			r.err = err
+		}
+	}()
+	return r
+}
+
+// Stop powers the device off and closes it.
+func (r *Running) Stop() error {
+	r.cancel()
+	r.wg.Wait()
+	if err := r.Device.Close(); err != nil && r.err == nil {
+		r.err = err
+	}
+	return r.err
+}
+
+// ReadState returns the SBM's public state from the device directory dir
+// (it works while the device runs) and the lifecycle accounting for the
+// lock fuses.
+func ReadState(dir string) (*sbm.State, error) {
+	f, err := vmcu.FlashSnapshot(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sbm.ReadState(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading the SBM state: %w", err)
+	}
+	info, err := vmcu.Inspect(dir)
+	if err != nil {
+		return nil, err
+	}
+	st.Lifecycle = st.LifecycleWithLocks(info.Locks.Word)
+	return st, nil
+}
