@@ -1,0 +1,5 @@
+package client_test
+
+import "net"
+
+func netPipe() (net.Conn, net.Conn) { return net.Pipe() }
