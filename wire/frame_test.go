@@ -153,3 +153,15 @@ func TestFrameReaderRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestCRCCheckValue pins the CRC variant the spec names (CRC-32C check
+// value) and the byte-wise helper used for the header.
+func TestCRCCheckValue(t *testing.T) {
+	var crc uint32
+	for _, b := range []byte("123456789") {
+		crc = crcByte(crc, b)
+	}
+	if crc != 0xE3069283 {
+		t.Fatalf("CRC-32C(123456789) = %#x", crc)
+	}
+}
