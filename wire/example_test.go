@@ -39,7 +39,7 @@ func spaced(b []byte) string {
 // verbatim. Run with -update after a deliberate change.
 func TestWorkedExample(t *testing.T) {
 	tg := wiretest.NewTarget()
-	tg.Info_ = wire.DeviceInfo{ID: []byte{0x01, 0x02, 0x03, 0x04}, Lifecycle: wire.LifecycleLocked,
+	tg.DeviceInfo = wire.DeviceInfo{ID: []byte{0x01, 0x02, 0x03, 0x04}, Lifecycle: wire.LifecycleLocked,
 		SBMVersion: "1.0", AppVersion: "", StagingSize: 65536}
 	tg.Cert = []byte{0x30, 0x03, 0x02, 0x01, 0x07}
 	pkg := []byte("hello, device")

@@ -49,7 +49,7 @@ func TestTransfer(t *testing.T) {
 		t.Fatalf("params %+v", p)
 	}
 	info, err := c.Info(ctx)
-	if err != nil || info.SBMVersion != "1.0.0" || !bytes.Equal(info.ID, tg.Info_.ID) {
+	if err != nil || info.SBMVersion != "1.0.0" || !bytes.Equal(info.ID, tg.DeviceInfo.ID) {
 		t.Fatalf("Info = %+v, %v", info, err)
 	}
 	cert, err := c.Certificate(ctx)

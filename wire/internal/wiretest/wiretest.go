@@ -18,7 +18,7 @@ type Target struct {
 	mu sync.Mutex
 
 	// Settings; set them before the session starts.
-	Info_     wire.DeviceInfo
+	DeviceInfo     wire.DeviceInfo
 	Cert      []byte
 	Capacity  uint32      // largest package Begin accepts; 0: 16 MiB
 	FailAt    int64       // Write covering this offset fails with FailErr; -1: never
@@ -43,7 +43,7 @@ type Target struct {
 func NewTarget() *Target {
 	return &Target{
 		FailAt: -1,
-		Info_: wire.DeviceInfo{
+		DeviceInfo: wire.DeviceInfo{
 			ID: bytes.Repeat([]byte{0xA5}, 16), Lifecycle: wire.LifecycleLocked,
 			SBMVersion: "1.0.0", AppVersion: "", StagingSize: 1 << 24,
 		},
@@ -54,7 +54,7 @@ func NewTarget() *Target {
 func (t *Target) Info(dst []byte) []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.Info_.AppendCBOR(dst)
+	return t.DeviceInfo.AppendCBOR(dst)
 }
 
 // Certificate implements wire.Target.
