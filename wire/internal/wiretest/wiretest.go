@@ -18,12 +18,12 @@ type Target struct {
 	mu sync.Mutex
 
 	// Settings; set them before the session starts.
-	DeviceInfo     wire.DeviceInfo
-	Cert      []byte
-	Capacity  uint32      // largest package Begin accepts; 0: 16 MiB
-	FailAt    int64       // Write covering this offset fails with FailErr; -1: never
-	FailErr   *wire.Error // the Write failure
-	FinishErr *wire.Error // the Finish failure, or nil
+	DeviceInfo wire.DeviceInfo
+	Cert       []byte
+	Capacity   uint32      // largest package Begin accepts; 0: 16 MiB
+	FailAt     int64       // Write covering this offset fails with FailErr; -1: never
+	FailErr    *wire.Error // the Write failure
+	FinishErr  *wire.Error // the Finish failure, or nil
 
 	// Violations counts calls that break the Target contract: Write
 	// without a successful Begin, or out of order.
