@@ -45,16 +45,30 @@ func Start(ctx context.Context, dir string, fw vmcu.Firmware, log io.Writer) (*R
 }
 
 // StartDevice runs fw on an opened device in the background until Stop.
+// It returns once the firmware has started (power-on clears RAM before
+// that, so a host tool may use the RAM mailbox from then on).
 func StartDevice(ctx context.Context, d *vmcu.Device, fw vmcu.Firmware) *Running {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &Running{Device: d, cancel: cancel}
+	started := make(chan struct{})
+	var once sync.Once
+	wrapped := vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) {
+		once.Do(func() { close(started) })
+		fw.Boot(ctx, hw)
+	})
+	done := make(chan struct{})
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		if err := d.Run(ctx, fw, false); err != nil && !errors.Is(err, context.Canceled) {
+		defer close(done)
+		if err := d.Run(ctx, wrapped, false); err != nil && !errors.Is(err, context.Canceled) {
 			r.err = err
 		}
 	}()
+	select {
+	case <-started:
+	case <-done:
+	}
 	return r
 }
 

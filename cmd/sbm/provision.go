@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/sbm-project/sbm/internal/atomicfile"
@@ -18,7 +19,7 @@ func init() { commandGroups = append(commandGroups, newProvisionCmd) }
 
 func newProvisionCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, devDir, passFile, certOut string
-	var noLock, classKey bool
+	var noLock, classKey, devLog bool
 	var counter uint32
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -47,7 +48,11 @@ otherwise the device is powered on in-process for the duration.`,
 				return err
 			}
 			ctx := cmd.Context()
-			dp, stop, err := debugPortFor(ctx, devDir)
+			var log io.Writer
+			if devLog {
+				log = cio.stderr
+			}
+			dp, stop, err := debugPortFor(ctx, devDir, log)
 			if err != nil {
 				return err
 			}
@@ -81,16 +86,17 @@ otherwise the device is powered on in-process for the duration.`,
 	f.StringVar(&certOut, "cert-out", "", "also write the device certificate (PEM) to this file")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for each answer of the SBM")
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
+	f.BoolVar(&devLog, "device-log", false, "print the device's boot log on stderr (when it is powered on in-process)")
 	return cmd
 }
 
 // debugPortFor returns the debug port of the device in dir: its socket if
 // it runs, else the device powered on in-process with the SBM until stop.
-func debugPortFor(ctx context.Context, dir string) (dp *vmcu.DebugPort, stop func(), err error) {
+func debugPortFor(ctx context.Context, dir string, log io.Writer) (dp *vmcu.DebugPort, stop func(), err error) {
 	if dp, err := vmcu.DialDebug(ctx, dir); err == nil {
 		return dp, func() { dp.Close() }, nil
 	}
-	r, err := sim.Start(ctx, dir, sim.Firmware(nil), nil)
+	r, err := sim.Start(ctx, dir, sim.Firmware(nil), log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("device %s is not running and cannot be opened: %w", dir, err)
 	}
