@@ -163,13 +163,28 @@ func DecodeEmpty(b []byte) error {
 type Hello struct {
 	MinVersion uint32 // key 1
 	MaxVersion uint32 // key 2
+	// Nonce (key 3, optional, 1 to MaxNonce bytes) is echoed in the reply,
+	// so that the host can tell its HELLO's answer from stale bytes left on
+	// the line by an earlier session.
+	Nonce []byte
 }
+
+// MaxNonce is the longest HELLO nonce.
+const MaxNonce = 16
 
 // AppendCBOR appends the encoding of m to dst.
 func (m *Hello) AppendCBOR(dst []byte) []byte {
-	dst = cbor.AppendMapHeader(dst, 2)
+	n := uint64(2)
+	if m.Nonce != nil {
+		n++
+	}
+	dst = cbor.AppendMapHeader(dst, n)
 	dst = appendUintField(dst, 1, uint64(m.MinVersion))
-	return appendUintField(dst, 2, uint64(m.MaxVersion))
+	dst = appendUintField(dst, 2, uint64(m.MaxVersion))
+	if m.Nonce != nil {
+		dst = cbor.AppendBytes(cbor.AppendUint(dst, 3), m.Nonce)
+	}
+	return dst
 }
 
 // DecodeCBOR decodes b into m.
@@ -182,6 +197,11 @@ func (m *Hello) DecodeCBOR(b []byte) error {
 			v.MinVersion, err = d.Uint32()
 		case 2:
 			v.MaxVersion, err = d.Uint32()
+		case 3:
+			v.Nonce, err = d.Bytes()
+			if err == nil && (len(v.Nonce) == 0 || len(v.Nonce) > MaxNonce) {
+				err = errBodyValue
+			}
 		default:
 			return false, nil
 		}
@@ -210,16 +230,26 @@ type HelloReply struct {
 	Inactivity uint32
 	// MaxFrame is the largest decoded frame the device accepts (key 5).
 	MaxFrame uint32
+	// Nonce echoes the HELLO's nonce (key 6), if it had one.
+	Nonce []byte
 }
 
 // AppendCBOR appends the encoding of m to dst.
 func (m *HelloReply) AppendCBOR(dst []byte) []byte {
-	dst = cbor.AppendMapHeader(dst, 5)
+	n := uint64(5)
+	if m.Nonce != nil {
+		n++
+	}
+	dst = cbor.AppendMapHeader(dst, n)
 	dst = appendUintField(dst, 1, uint64(m.Version))
 	dst = appendUintField(dst, 2, uint64(m.MaxData))
 	dst = appendUintField(dst, 3, uint64(m.Window))
 	dst = appendUintField(dst, 4, uint64(m.Inactivity))
-	return appendUintField(dst, 5, uint64(m.MaxFrame))
+	dst = appendUintField(dst, 5, uint64(m.MaxFrame))
+	if m.Nonce != nil {
+		dst = cbor.AppendBytes(cbor.AppendUint(dst, 6), m.Nonce)
+	}
+	return dst
 }
 
 // DecodeCBOR decodes b into m.
@@ -238,6 +268,11 @@ func (m *HelloReply) DecodeCBOR(b []byte) error {
 			v.Inactivity, err = d.Uint32()
 		case 5:
 			v.MaxFrame, err = d.Uint32()
+		case 6:
+			v.Nonce, err = d.Bytes()
+			if err == nil && (len(v.Nonce) == 0 || len(v.Nonce) > MaxNonce) {
+				err = errBodyValue
+			}
 		default:
 			return false, nil
 		}

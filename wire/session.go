@@ -195,6 +195,7 @@ func (s *Session) handle(f Frame) (EndReason, error) {
 			Window:     uint32(s.cfg.Window),
 			Inactivity: uint32(min(s.cfg.Inactivity/time.Millisecond, 1<<32-1)),
 			MaxFrame:   MaxFrame,
+			Nonce:      m.Nonce,
 		}
 		return s.send(TypeHelloReply, f.Seq, r.AppendCBOR(s.body[:0]))
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/sbm-project/sbm/trust"
+	"github.com/sbm-project/sbm/vmcu"
 )
 
 func TestMain(m *testing.M) {
@@ -41,6 +43,9 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"expectexit": cmdExpectExit,
 			"devicecert": cmdDeviceCert,
+			"freeport":   cmdFreePort,
+			"deviceid":   cmdDeviceID,
+			"flipbyte":   cmdFlipByte,
 		},
 	})
 }
@@ -93,4 +98,49 @@ func cmdDeviceCert(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[2]), kaPEM, 0o600))
 	ts.Check(os.WriteFile(ts.MkAbs(args[3]), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644))
+}
+
+// cmdFreePort sets environment variable VAR to a free TCP port on 127.0.0.1:
+// "freeport VAR".
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ts.Setenv(args[0], strconv.Itoa(port))
+}
+
+// cmdDeviceID sets environment variable VAR to the ID of the device in DIR:
+// "deviceid DIR VAR".
+func cmdDeviceID(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: deviceid DIR VAR")
+	}
+	in, err := vmcu.Inspect(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Setenv(args[1], in.ID)
+}
+
+// cmdFlipByte inverts one byte of a file: "flipbyte FILE OFFSET" (a
+// negative OFFSET counts from the end).
+func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: flipbyte FILE OFFSET")
+	}
+	p := ts.MkAbs(args[0])
+	b, err := os.ReadFile(p)
+	ts.Check(err)
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	if off < 0 {
+		off += len(b)
+	}
+	if off < 0 || off >= len(b) {
+		ts.Fatalf("flipbyte: offset %s outside the %d-byte file", args[1], len(b))
+	}
+	b[off] ^= 0xff
+	ts.Check(os.WriteFile(p, b, 0o644))
 }

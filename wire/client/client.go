@@ -7,7 +7,9 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -193,29 +195,57 @@ func (c *Client) request(ctx context.Context, typ wire.Type, body []byte, want w
 }
 
 // Hello negotiates the protocol version and returns the device's
-// parameters. Other methods call it when needed.
+// parameters. Other methods call it when needed. Its random nonce, echoed
+// by the device, tells the answer apart from stale bytes that an earlier
+// session left on the line.
 func (c *Client) Hello(ctx context.Context) (*Params, error) {
-	m := wire.Hello{MinVersion: wire.MinVersion, MaxVersion: wire.MaxVersion}
-	f, err := c.request(ctx, wire.TypeHello, m.AppendCBOR(nil), wire.TypeHelloReply)
-	if err != nil {
-		return nil, fmt.Errorf("wire/client: hello: %w", err)
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	m := wire.Hello{MinVersion: wire.MinVersion, MaxVersion: wire.MaxVersion, Nonce: nonce}
+	timeout := c.timeout + c.linkTime(2*wire.MaxEncoded)
+	for range 3 {
+		seq := c.nextSeq()
+		if err := c.c.send(ctx, wire.AppendFrame(nil, wire.TypeHello, seq, m.AppendCBOR(nil))); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("wire/client: hello: %w", c.connErr(err))
+		}
+		deadline := time.Now().Add(timeout)
+		for {
+			f, err := c.await(ctx, seq, time.Until(deadline))
+			if errors.Is(err, ErrTimeout) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("wire/client: hello: %w", err)
+			}
+			if f.Type == wire.TypeResult {
+				var r wire.Result
+				if err := r.DecodeCBOR(f.Body); err == nil && r.Err() != nil {
+					return nil, fmt.Errorf("wire/client: hello: %w", r.Err())
+				}
+				continue
+			}
+			var r wire.HelloReply
+			if f.Type != wire.TypeHelloReply || r.DecodeCBOR(f.Body) != nil || !bytes.Equal(r.Nonce, nonce) {
+				continue // stale: an answer to an earlier session's request
+			}
+			if r.Version < wire.MinVersion || r.Version > wire.MaxVersion {
+				return nil, fmt.Errorf("%w: device chose version %d", ErrProtocol, r.Version)
+			}
+			c.params = &Params{
+				Version:    int(r.Version),
+				MaxData:    int(r.MaxData),
+				Window:     int(r.Window),
+				Inactivity: time.Duration(r.Inactivity) * time.Millisecond,
+				MaxFrame:   int(r.MaxFrame),
+			}
+			p := *c.params
+			return &p, nil
+		}
 	}
-	var r wire.HelloReply
-	if err := r.DecodeCBOR(f.Body); err != nil {
-		return nil, fmt.Errorf("%w: bad HELLO reply: %v", ErrProtocol, err)
-	}
-	if r.Version < wire.MinVersion || r.Version > wire.MaxVersion {
-		return nil, fmt.Errorf("%w: device chose version %d", ErrProtocol, r.Version)
-	}
-	c.params = &Params{
-		Version:    int(r.Version),
-		MaxData:    int(r.MaxData),
-		Window:     int(r.Window),
-		Inactivity: time.Duration(r.Inactivity) * time.Millisecond,
-		MaxFrame:   int(r.MaxFrame),
-	}
-	p := *c.params
-	return &p, nil
+	return nil, fmt.Errorf("wire/client: hello: %w", ErrTimeout)
 }
 
 func (c *Client) hello(ctx context.Context) (*Params, error) {
