@@ -275,4 +275,3 @@ func exchange(ctx context.Context, dp DebugPort, req *mailbox.Request, timeout t
 		}
 	}
 }
-
