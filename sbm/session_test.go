@@ -89,3 +89,40 @@ func TestWireSession(t *testing.T) {
 		t.Fatalf("launched %v", launched)
 	}
 }
+
+// TestRecoveryTimeoutBootsApplication: a device held in recovery (the pin)
+// with nobody on the UART ends the session after its inactivity timeout and
+// boots its verified application: a stranded session never keeps it out of
+// service.
+func TestRecoveryTimeoutBootsApplication(t *testing.T) {
+	v := newDev(t, ctxA, 40)
+	v.provision(false)
+	rel := newRelease(t, ctxA, appData(4<<10, 3), "1.0.0", 1)
+	if err := v.install(rel.forDevice(v)); err != nil {
+		t.Fatal(err)
+	}
+	launched := make(chan string, 1)
+	var log bytes.Buffer
+	fw := vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) {
+		h := *hw
+		h.Log = &log
+		Boot(&h, &Options{Timeout: 50 * time.Millisecond, Launch: func(a *AppInfo) { launched <- a.Version }})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := v.d.PowerOn(ctx, fw, vmcu.PowerOnOptions{Recovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ver := <-launched:
+		if ver != "1.0.0" {
+			t.Fatalf("launched %q", ver)
+		}
+	default:
+		t.Fatalf("no application launched after the recovery timeout (stop %v)\nlog:\n%s", st.Reason, log.String())
+	}
+	if !bytes.Contains(log.Bytes(), []byte("recovery pin held")) {
+		t.Fatalf("the boot did not enter recovery first:\n%s", log.String())
+	}
+}
