@@ -62,6 +62,9 @@ type AppInfo struct {
 	SBMVersion string
 	// Lifecycle is the device's lifecycle (wire.Lifecycle*).
 	Lifecycle uint8
+	// Services are the SBM's runtime services for this application
+	// (docs/spec/services.md); nil until they are implemented.
+	Services Services
 }
 
 // machine is the SBM's whole state for one boot. It is allocated once.
