@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/internal/firmware"
+	"github.com/sbm-project/sbm/trust"
 	"github.com/spf13/cobra"
 )
 
@@ -78,7 +81,11 @@ UPK for the whole device class into the package.`,
 			if err != nil {
 				return err
 			}
-			if err := c.SaveRelease(res.ManifestDigest, res.Escrow); err != nil {
+			rel := &trust.Release{
+				ManifestDigest: hex.EncodeToString(res.ManifestDigest[:]), Version: version, SecurityCounter: counter,
+				PayloadSHA256: fmt.Sprintf("%x", sha256.Sum256(img.Data)), PayloadSize: uint32(len(img.Data)), Created: time.Now().UTC().Truncate(time.Second),
+			}
+			if err := c.SaveRelease(rel, res.Escrow); err != nil {
 				return fmt.Errorf("save escrow record: %w", err)
 			}
 			if err := atomicfile.WriteFile(out, enc, 0o644); err != nil {
