@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"unicode/utf8"
 
 	"github.com/sbm-project/sbm/internal/cbor"
@@ -64,52 +65,16 @@ var (
 // is known.
 type fieldFunc func(k uint64, d *cbor.Decoder) (known bool, err error)
 
-// decodeMap decodes b as exactly one CBOR map of at most maxMapEntries
-// entries with integer keys. Unknown keys k ≥ 0 are rejected, keys k < 0
-// are skipped, and duplicate keys are rejected. It returns a bit mask of
-// the known keys seen (keys below 32) so that callers can check required
-// ones.
+// decodeMap is cbor.DecodeMap with the protocol's entry limit and errors.
 func decodeMap(b []byte, field fieldFunc) (seen uint32, err error) {
-	d := cbor.NewDecoder(b)
-	n, err := d.MapHeader(maxMapEntries)
-	if err != nil {
-		return 0, err
+	seen, err = cbor.DecodeMap(b, maxMapEntries, cbor.FieldFunc(field))
+	switch {
+	case errors.Is(err, cbor.ErrMapKey):
+		err = errBodyKey
+	case errors.Is(err, cbor.ErrUnknownKey):
+		err = errBodyUnknown
 	}
-	var keys cbor.KeySet
-	for i := 0; i < n; i++ {
-		start := d.Offset()
-		m, err := d.PeekType()
-		if err != nil {
-			return 0, err
-		}
-		var k uint64
-		switch m {
-		case cbor.MajorUint:
-			k, _ = d.Uint()
-		case cbor.MajorNegInt:
-			_, _ = d.NegInt()
-		default:
-			return 0, errBodyKey
-		}
-		if err := keys.Add(d.Since(start)); err != nil {
-			return 0, err
-		}
-		if m == cbor.MajorNegInt {
-			if err := d.Skip(); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		known, err := field(k, &d)
-		if err != nil {
-			return 0, err
-		}
-		if !known || k >= 32 {
-			return 0, errBodyUnknown
-		}
-		seen |= 1 << k
-	}
-	return seen, d.Finish()
+	return seen, err
 }
 
 // require returns errBodyMissing unless every key in want was seen.
