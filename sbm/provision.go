@@ -43,7 +43,7 @@ func (m *machine) serveMailbox() {
 				case mailbox.OpProvision:
 					werr = m.provision(&req, &resp)
 				case mailbox.OpInstallCertificate:
-					werr = m.installCertificate(req.Certificate)
+					werr = m.installCertificate(req.Certificate, req.CAChain)
 				}
 				if werr != nil {
 					resp = mailbox.Response{Op: req.Op, Code: uint8(werr.Code), Detail: werr.Detail}
@@ -144,8 +144,10 @@ func (m *machine) provision(req *mailbox.Request, resp *mailbox.Response) *wire.
 }
 
 // installCertificate performs OpInstallCertificate: the certificate must
-// carry this device's identity public key.
-func (m *machine) installCertificate(der []byte) *wire.Error {
+// carry this device's identity public key; the optional CA chain must be a
+// well-formed chain of at most MaxChainCerts-1 certificates. Together they
+// must leave room in a secure-storage record for every later commit.
+func (m *machine) installCertificate(der, caChain []byte) *wire.Error {
 	st := &m.st
 	if !st.provisioned {
 		return wire.Errorf(wire.CodeNotProvisioned, "not provisioned")
@@ -160,7 +162,20 @@ func (m *machine) installCertificate(der []byte) *wire.Error {
 	if !bytes.Contains(der, keys.identity) {
 		return wire.Errorf(wire.CodeNotRecipient, "certificate is not for this device's identity key")
 	}
+	if len(caChain) > MaxCAChainSize {
+		return wire.Errorf(wire.CodeTooLarge, "ca chain too large")
+	}
+	var certs [MaxChainCerts - 1][]byte
+	if _, ok := chainCerts(caChain, certs[:]); caChain != nil && !ok {
+		return wire.Errorf(wire.CodeMalformed, "malformed ca chain")
+	}
+	oldCert, oldChain := st.certLen, st.caChainLen
 	st.certLen = uint16(copy(st.cert[:], der))
+	st.caChainLen = uint16(copy(st.caChain[:], caChain))
+	if !m.store.fits(st.maxBodySize()) {
+		st.certLen, st.caChainLen = oldCert, oldChain
+		return wire.Errorf(wire.CodeTooLarge, "certificate and ca chain leave no room in secure storage")
+	}
 	if err := m.commit(); err != nil {
 		return wire.Errorf(wire.CodeFlash, "secure storage write failed")
 	}

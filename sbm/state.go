@@ -19,6 +19,10 @@ const (
 	ReplayEntries = 32
 	// MaxVersionSize is the largest application version string (spec §5).
 	MaxVersionSize = 64
+	// MaxCAChainSize is the largest device CA chain (length-prefixed DER
+	// certificates, the encoding of Services.CertificateChain) the SBM
+	// stores.
+	MaxCAChainSize = 1024
 	// maxDetail is the largest stored error detail.
 	maxDetail = 64
 )
@@ -32,6 +36,8 @@ type appEntry struct {
 	counter        uint32
 	version        [MaxVersionSize]byte
 	versionLen     uint8
+	signer         [32]byte // key ID of the image-signing key (tag 20)
+	hasSigner      bool
 }
 
 func (a *appEntry) versionString() string { return string(a.version[:a.versionLen]) }
@@ -72,6 +78,17 @@ type state struct {
 	lastDetail    [maxDetail]byte
 	lastDetailLen uint8
 	pending       pendingInstall
+	caChain       [MaxCAChainSize]byte // device CA chain, length-prefixed DER
+	caChainLen    uint16
+	// updateRequested: the application asked for the staged package to be
+	// installed at the next boot (Services.RequestUpdate).
+	updateRequested bool
+	// lastUpdate is the result of the last update: 0 success, else a
+	// wire.Code; hasLastUpdate is false until there was one.
+	hasLastUpdate       bool
+	lastUpdate          wire.Code
+	lastUpdateDetail    [maxDetail]byte
+	lastUpdateDetailLen uint8
 }
 
 func (s *state) root() []byte          { return s.rootKey[:s.rootKeyLen] }
@@ -79,6 +96,17 @@ func (s *state) imageCert() []byte     { return s.imageKeyCert[:s.imageCertLen] 
 func (s *state) updateCert() []byte    { return s.updateKeyCert[:s.updateCertLen] }
 func (s *state) certificate() []byte   { return s.cert[:s.certLen] }
 func (s *state) lastErrorText() string { return string(s.lastDetail[:s.lastDetailLen]) }
+func (s *state) caChainBytes() []byte  { return s.caChain[:s.caChainLen] }
+func (s *state) lastUpdateText() string {
+	return string(s.lastUpdateDetail[:s.lastUpdateDetailLen])
+}
+
+// setLastUpdate records the result of an update (code 0: success).
+func (s *state) setLastUpdate(code wire.Code, detail string) {
+	s.hasLastUpdate = true
+	s.lastUpdate = code
+	s.lastUpdateDetailLen = uint8(copy(s.lastUpdateDetail[:], detail))
+}
 
 // setError records the last error (code 0 clears it).
 func (s *state) setError(code wire.Code, detail string) {
@@ -127,6 +155,10 @@ const (
 	tagReplay      = 14 // n × 16-byte UPK IDs, oldest first
 	tagLastError   = 15 // code u8, detail
 	tagPending     = 16 // size u32, manifest digest 32, UPK ID 16
+	tagUpdateReq   = 17 // empty: an update of the staged package was requested
+	tagLastUpdate  = 18 // code u8, detail: result of the last update
+	tagCAChain     = 19 // device CA chain, length-prefixed DER certificates
+	tagAppSigner   = 20 // 32-byte key ID of the installed application's signer
 )
 
 var errRecord = errors.New("sbm: invalid secure-storage record")
@@ -162,6 +194,9 @@ func (s *state) encode(dst []byte) []byte {
 	if s.certLen > 0 {
 		tlv(tagCertificate, s.certificate())
 	}
+	if s.caChainLen > 0 {
+		tlv(tagCAChain, s.caChainBytes())
+	}
 	binary.LittleEndian.PutUint32(u32[:], s.counter)
 	tlv(tagCounter, u32[:])
 	binary.LittleEndian.PutUint64(u64[:], s.timeFloor)
@@ -171,6 +206,9 @@ func (s *state) encode(dst []byte) []byte {
 		binary.LittleEndian.PutUint32(sz[:], a.size)
 		binary.LittleEndian.PutUint32(ctr[:], a.counter)
 		tlv(tagApp, sz[:], a.digest[:], a.manifestDigest[:], ctr[:], a.version[:a.versionLen])
+		if a.hasSigner {
+			tlv(tagAppSigner, a.signer[:])
+		}
 	}
 	if s.replayLen > 0 {
 		dst = append(dst, tagReplay)
@@ -185,6 +223,12 @@ func (s *state) encode(dst []byte) []byte {
 	if p := &s.pending; p.present {
 		binary.LittleEndian.PutUint32(u32[:], p.size)
 		tlv(tagPending, u32[:], p.manifestDigest[:], p.upkID[:])
+	}
+	if s.updateRequested {
+		tlv(tagUpdateReq)
+	}
+	if s.hasLastUpdate {
+		tlv(tagLastUpdate, []byte{byte(s.lastUpdate)}, s.lastUpdateDetail[:s.lastUpdateDetailLen])
 	}
 	return dst
 }
@@ -281,6 +325,23 @@ func (s *state) decode(b []byte) error {
 				copy(p.manifestDigest[:], v[4:36])
 				copy(p.upkID[:], v[36:52])
 			}
+		case tagUpdateReq:
+			ok = n == 0
+			s.updateRequested = true
+		case tagLastUpdate:
+			ok = n >= 1 && n <= 1+maxDetail
+			if ok {
+				s.hasLastUpdate = true
+				s.lastUpdate = wire.Code(v[0])
+				s.lastUpdateDetailLen = uint8(copy(s.lastUpdateDetail[:], v[1:]))
+			}
+		case tagCAChain:
+			ok = n <= len(s.caChain)
+			s.caChainLen = uint16(copy(s.caChain[:], v))
+		case tagAppSigner:
+			ok = n == 32
+			s.app.hasSigner = ok
+			copy(s.app.signer[:], v)
 		}
 		if !ok {
 			return errRecord
@@ -291,4 +352,27 @@ func (s *state) decode(b []byte) error {
 		return errRecord
 	}
 	return nil
+}
+
+// maxBodySize returns the largest body s can grow to without a new
+// provisioning: its fixed fields as they are and every variable field
+// (table entry, replay list, errors, markers) at its maximum. Commits must
+// never fail for size, so OpInstallCertificate refuses a certificate or CA
+// chain that would make this exceed a record.
+func (s *state) maxBodySize() int {
+	const tl = 3 // tag and length
+	n := 0
+	if s.provisioned {
+		n += tl + tl + 1 + tl + int(s.rootKeyLen) + 2*(tl+16) + tl + int(s.imageCertLen) + tl + int(s.updateCertLen) + tl + len(s.helper)
+		if s.hasClassKey {
+			n += tl + 32
+		}
+	}
+	n += tl + int(s.certLen) + tl + int(s.caChainLen)
+	n += tl + 4 + tl + 8                    // counter, time floor
+	n += tl + 72 + MaxVersionSize + tl + 32 // table entry and signer
+	n += tl + 16*ReplayEntries              // replay list
+	n += 2 * (tl + 1 + maxDetail)           // last error, last update
+	n += tl + 52 + tl                       // pending marker, update request
+	return n
 }

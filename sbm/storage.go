@@ -162,3 +162,10 @@ func (s *storage) commit(st *state) error {
 	st.seq = seq
 	return nil
 }
+
+// fits reports whether a record with a body of n bytes fits a bank.
+func (s *storage) fits(n int) bool {
+	ws := int(s.f.Geometry().WriteSize)
+	padded := (recordHeader + n + recordCheck + ws - 1) / ws * ws
+	return padded <= MaxRecordSize && padded <= int(s.banks[0].size)
+}

@@ -30,6 +30,7 @@ var devicePackages = []string{
 	"hal",
 	"sbm",
 	"sbm/mailbox",
+	"attest",
 	"wire",
 }
 

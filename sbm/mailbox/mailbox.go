@@ -64,6 +64,12 @@ type Request struct {
 	Time            uint64   // provisioning time, epoch seconds: the device's initial time floor
 	// OpInstallCertificate:
 	Certificate []byte // device certificate, DER
+	// CAChain is the device CA chain (optional, OpInstallCertificate): the
+	// issuer of the device certificate first, each DER certificate
+	// prefixed by its 2-byte big-endian length, ending with the
+	// certificate the root key signed (the root certificate itself is not
+	// included: the device trusts the root key in its fuses).
+	CAChain []byte
 }
 
 // Response is the SBM's answer.
@@ -120,9 +126,17 @@ func Unframe(f []byte, magic [4]byte) ([]byte, error) {
 // EncodeRequest appends the CBOR encoding of r to dst.
 func EncodeRequest(dst []byte, r *Request) []byte {
 	if r.Op == OpInstallCertificate {
-		dst = cbor.AppendMapHeader(dst, 2)
+		n := uint64(2)
+		if r.CAChain != nil {
+			n++
+		}
+		dst = cbor.AppendMapHeader(dst, n)
 		dst = cbor.AppendUint(cbor.AppendUint(dst, 1), uint64(r.Op))
-		return cbor.AppendBytes(cbor.AppendUint(dst, 2), r.Certificate)
+		dst = cbor.AppendBytes(cbor.AppendUint(dst, 2), r.Certificate)
+		if r.CAChain != nil {
+			dst = cbor.AppendBytes(cbor.AppendUint(dst, 12), r.CAChain)
+		}
+		return dst
 	}
 	n := uint64(9)
 	if r.ClassKey != nil {
@@ -198,6 +212,8 @@ func DecodeRequest(b []byte) (Request, error) {
 			r.SecurityCounter, err = d.Uint32()
 		case 11:
 			r.Time, err = d.Uint()
+		case 12:
+			r.CAChain, err = d.Bytes()
 		default:
 			err = ErrMalformed
 		}
@@ -211,11 +227,11 @@ func DecodeRequest(b []byte) (Request, error) {
 	const provisionKeys = 1<<1 | 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
 	switch r.Op {
 	case OpProvision:
-		if seen&provisionKeys != provisionKeys || seen&(1<<2) != 0 {
+		if seen&provisionKeys != provisionKeys || seen&(1<<2|1<<12) != 0 {
 			return r, ErrMalformed
 		}
 	case OpInstallCertificate:
-		if seen != 1<<1|1<<2 {
+		if seen&^(1<<12) != 1<<1|1<<2 {
 			return r, ErrMalformed
 		}
 	}

@@ -72,3 +72,27 @@ func FuzzDecode(f *testing.F) {
 		Unframe(b, MagicRequest)
 	})
 }
+
+// TestCAChain checks the optional CA chain (key 12) of OpInstallCertificate:
+// it round-trips, is optional, and is refused in OpProvision.
+func TestCAChain(t *testing.T) {
+	req := Request{Op: OpInstallCertificate, Certificate: []byte("der"), CAChain: []byte{0, 2, 'c', 'a'}}
+	got, err := DecodeRequest(EncodeRequest(nil, &req))
+	if err != nil || !bytes.Equal(got.CAChain, req.CAChain) || string(got.Certificate) != "der" {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if got, err := DecodeRequest(EncodeRequest(nil, &Request{Op: OpInstallCertificate, Certificate: []byte("d")})); err != nil || got.CAChain != nil {
+		t.Fatalf("without chain: %+v %v", got, err)
+	}
+	prov := Request{Op: OpProvision, Suite: 1, RootKey: []byte{1}, ImageKeyCert: []byte("i"), UpdateKeyCert: []byte("u")}
+	b := EncodeRequest(nil, &prov)
+	b[0]++ // one more map entry: key 12
+	b = append(b, 0x0c, 0x41, 0x00)
+	if _, err := DecodeRequest(b); err == nil {
+		t.Fatal("CA chain accepted in OpProvision")
+	}
+	b[0]--
+	if _, err := DecodeRequest(b[:len(b)-3]); err != nil {
+		t.Fatalf("control: %v", err)
+	}
+}
