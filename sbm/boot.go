@@ -63,7 +63,7 @@ type AppInfo struct {
 	// Lifecycle is the device's lifecycle (wire.Lifecycle*).
 	Lifecycle uint8
 	// Services are the SBM's runtime services for this application
-	// (docs/spec/services.md); nil until they are implemented.
+	// (docs/spec/services.md).
 	Services Services
 }
 
@@ -81,6 +81,8 @@ type machine struct {
 	anchorsOK bool
 
 	target  target
+	svc     services // the runtime services of the launched application
+	updated bool     // this boot installed a new application
 	scratch struct {
 		mailbox  mailboxBuf
 		manifest [secpkg.MaxManifestSize]byte
@@ -145,15 +147,21 @@ func (m *machine) run() {
 	m.serveMailbox()
 	if m.st.pending.present {
 		m.resume()
+	} else if m.st.updateRequested {
+		m.update()
 	}
 	app, werr := m.verifyApp()
-	if werr == nil && !m.hw.System.RecoveryPin() {
+	requested := m.takeRecoveryFlag()
+	if werr == nil && !m.hw.System.RecoveryPin() && !requested {
 		m.launch(app)
 		return
 	}
-	if werr == nil {
+	switch {
+	case werr == nil && requested:
+		m.log("sbm: recovery: requested by the application")
+	case werr == nil:
 		m.log("sbm: recovery: recovery pin held")
-	} else {
+	default:
 		m.log("sbm: recovery: ", werr.Detail)
 		m.noteError(werr)
 	}
@@ -205,6 +213,7 @@ func (m *machine) verifyApp() (*AppInfo, *wire.Error) {
 // launch runs the verified application.
 func (m *machine) launch(app *AppInfo) {
 	m.log("sbm: verified application ", app.Version, " (sha256 ", shortHash(app.Digest[:]), ")")
+	app.Services = m.services(app)
 	if m.opts.Launch != nil {
 		m.opts.Launch(app)
 		return

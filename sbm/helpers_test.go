@@ -58,8 +58,9 @@ type dev struct {
 	c   *trust.Context
 	log bytes.Buffer
 
-	launched  *AppInfo // set by the Launch hook of the last boot
-	recovered bool     // the last boot entered recovery
+	launched  *AppInfo       // set by the Launch hook of the last boot
+	app       func(*AppInfo) // if set, runs as the application (after launched is set)
+	recovered bool           // the last boot entered recovery
 	session   func(wire.Target)
 	ka        *ecdh.PublicKey
 	cert      *x509.Certificate
@@ -101,7 +102,12 @@ func (v *dev) firmware() vmcu.Firmware {
 		h := *hw
 		h.Log = &v.log
 		Boot(&h, &Options{
-			Launch: func(a *AppInfo) { v.launched = a },
+			Launch: func(a *AppInfo) {
+				v.launched = a
+				if v.app != nil {
+					v.app(a)
+				}
+			},
 			Serve: func(u hal.UART, t wire.Target, sys hal.System, _ time.Duration) bool {
 				v.recovered = true
 				if f := v.session; f != nil {

@@ -185,14 +185,14 @@ func (m *machine) install(v *verified) *wire.Error {
 	werr := m.writePrimary(v)
 	if werr != nil {
 		// The staged package did not install: forget it and say why.
-		st.pending = pendingInstall{}
-		st.setError(werr.Code, werr.Detail)
-		m.commit()
+		m.installFailed(werr)
 		return werr
 	}
 	st.app = appEntry{present: true, size: man.PayloadSize, digest: man.PayloadDigest,
-		manifestDigest: man.Digest, counter: man.SecurityCounter}
+		manifestDigest: man.Digest, counter: man.SecurityCounter, signer: man.SignerKID, hasSigner: true}
 	st.app.versionLen = uint8(copy(st.app.version[:], man.Version))
+	st.updateRequested = false
+	st.setLastUpdate(0, "installed "+man.Version)
 	st.counter = max(st.counter, man.SecurityCounter)
 	st.remember(u.ID)
 	st.timeFloor = max(st.timeFloor, u.Issued, man.Created)
@@ -269,11 +269,25 @@ func (m *machine) resume() {
 	if werr == nil {
 		werr = m.install(&v)
 		if werr == nil {
+			m.updated = true
 			return
 		}
+		return // install recorded the failure
 	}
 	m.log("sbm: resumed install failed: ", werr.Error())
-	m.st.pending = pendingInstall{}
-	m.st.setError(werr.Code, werr.Detail)
+	m.installFailed(werr)
+}
+
+// installFailed clears the install-pending marker and a pending update
+// request and records werr as the last error (and as the update's result
+// if the application had requested it).
+func (m *machine) installFailed(werr *wire.Error) {
+	st := &m.st
+	st.pending = pendingInstall{}
+	st.setError(werr.Code, werr.Detail)
+	if st.updateRequested {
+		st.updateRequested = false
+		st.setLastUpdate(werr.Code, werr.Detail)
+	}
 	m.commit()
 }

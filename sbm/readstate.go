@@ -36,6 +36,18 @@ type State struct {
 	// InstallPending reports an authenticated package waiting in staging
 	// for an interrupted install to resume.
 	InstallPending bool
+	// UpdateRequested reports that the application asked for the staged
+	// package to be installed at the next boot.
+	UpdateRequested bool
+	// HasLastUpdate reports that an update was installed or rejected;
+	// LastUpdate is then 0 (installed) or the wire.Code of the rejection,
+	// explained by LastUpdateDetail.
+	HasLastUpdate    bool
+	LastUpdate       wire.Code
+	LastUpdateDetail string
+	// CAChain is the device CA chain stored at provisioning (length-prefixed
+	// DER certificates), nil if none.
+	CAChain []byte
 }
 
 // AppEntry is a signature-table entry.
@@ -45,6 +57,9 @@ type AppEntry struct {
 	Digest          [32]byte // SHA-256 of the image
 	ManifestDigest  [32]byte
 	SecurityCounter uint32
+	// Signer is the key ID of the image-signing key of its manifest (zero
+	// for entries written before the SBM recorded it).
+	Signer [32]byte
 }
 
 // LifecycleWithLocks returns the lifecycle given the lock fuse word.
@@ -71,6 +86,11 @@ func ReadState(f hal.Flash) (*State, error) {
 		Seq: st.seq, Lifecycle: wire.LifecycleBlank, VendorID: st.vendorID, ClassID: st.classID,
 		SecurityCounter: st.counter, TimeFloor: st.timeFloor, ReplayIDs: int(st.replayLen),
 		LastError: st.lastError, LastErrorDetail: st.lastErrorText(), InstallPending: st.pending.present,
+		UpdateRequested: st.updateRequested, HasLastUpdate: st.hasLastUpdate,
+		LastUpdate: st.lastUpdate, LastUpdateDetail: st.lastUpdateText(),
+	}
+	if st.caChainLen > 0 {
+		out.CAChain = append([]byte(nil), st.caChainBytes()...)
 	}
 	if st.provisioned {
 		out.Lifecycle = wire.LifecycleProvisioned
@@ -81,7 +101,7 @@ func ReadState(f hal.Flash) (*State, error) {
 	}
 	if a := &st.app; a.present {
 		out.App = &AppEntry{Version: a.versionString(), Size: a.size, Digest: a.digest,
-			ManifestDigest: a.manifestDigest, SecurityCounter: a.counter}
+			ManifestDigest: a.manifestDigest, SecurityCounter: a.counter, Signer: a.signer}
 	}
 	return out, nil
 }

@@ -1,0 +1,179 @@
+package sbm
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"encoding/binary"
+
+	"github.com/sbm-project/sbm/attest"
+	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/secpkg"
+	"github.com/sbm-project/sbm/wire"
+)
+
+// services implements Services for the verified application of one boot.
+// It lives in the machine (no allocation per call beyond what the caller's
+// dst needs) and validates every argument.
+type services struct {
+	m   *machine
+	app *AppInfo
+
+	staging  hal.Region
+	pendOff  uint32 // staging offset of the buffered partial word
+	pendMask uint32 // bit i: byte i of the word is written
+	pendOK   bool
+	pend     [32]byte
+
+	sbmMeasurement [32]byte
+	measured       bool
+	bootSeed       [32]byte
+	seeded         bool
+}
+
+var _ Services = (*services)(nil)
+
+// services returns the runtime services for app.
+func (m *machine) services(app *AppInfo) *services {
+	s := &m.svc
+	*s = services{m: m, app: app}
+	s.staging, _ = m.hw.Flash.Geometry().Region(hal.RegionStaging)
+	return s
+}
+
+// BootInfo returns the device and boot information.
+func (s *services) BootInfo() BootInfo {
+	m := s.m
+	bi := BootInfo{
+		DeviceID: m.hw.ID, SBMVersion: m.version, Lifecycle: m.lifecycle(),
+		SecurityCounter: m.st.counter, UpdatedThisBoot: m.updated,
+	}
+	if s.app != nil {
+		bi.AppVersion = s.app.Version
+	}
+	if m.st.hasLastUpdate {
+		bi.LastUpdate = uint8(m.st.lastUpdate)
+		bi.LastUpdateDetail = m.st.lastUpdateText()
+	}
+	return bi
+}
+
+// CertificateChain appends the device certificate and the device CA chain
+// stored at provisioning.
+func (s *services) CertificateChain(dst []byte) ([]byte, error) {
+	st := &s.m.st
+	if st.certLen == 0 {
+		return dst, wire.Errorf(wire.CodeNotProvisioned, "no device certificate")
+	}
+	dst = binary.BigEndian.AppendUint16(dst, st.certLen)
+	dst = append(dst, st.certificate()...)
+	return append(dst, st.caChainBytes()...), nil
+}
+
+// VerifyChain checks chain against the provisioned root key.
+func (s *services) VerifyChain(chain []byte, now uint64) error {
+	if len(chain) > MaxChainSize {
+		return wire.Errorf(wire.CodeTooLarge, "certificate chain too large")
+	}
+	var certs [MaxChainCerts][]byte
+	n, ok := chainCerts(chain, certs[:])
+	if !ok {
+		return wire.Errorf(wire.CodeMalformed, "malformed certificate chain")
+	}
+	m := s.m
+	if _, werr := m.deviceAnchors(); werr != nil {
+		return werr
+	}
+	if now == 0 {
+		now = m.st.timeFloor
+	}
+	return verifyChain(certs[:n], m.st.root(), uint8(m.st.suite), now)
+}
+
+// Sign signs a SHA-256 digest with the device identity key.
+func (s *services) Sign(dst, digest []byte) ([]byte, error) {
+	if len(digest) != 32 {
+		return dst, wire.Errorf(wire.CodeMalformed, "digest must be 32 bytes")
+	}
+	keys, werr := s.m.deviceKeys()
+	if werr != nil {
+		return dst, werr
+	}
+	if keys.suite == secpkg.SuiteEd25519 {
+		return append(dst, ed25519.Sign(keys.ed25519, digest)...), nil
+	}
+	der, err := ecdsa.SignASN1(s.m.hw.RNG, keys.ecdsa, digest)
+	if err != nil {
+		return dst, wire.Errorf(wire.CodeInternal, "signing failed")
+	}
+	var raw [64]byte
+	if !derToRaw(der, &raw) {
+		return dst, wire.Errorf(wire.CodeInternal, "signing failed")
+	}
+	return append(dst, raw[:]...), nil
+}
+
+// Attest appends an attestation token for nonce.
+func (s *services) Attest(dst, nonce []byte) ([]byte, error) {
+	if len(nonce) < attest.MinNonceSize || len(nonce) > attest.MaxNonceSize {
+		return dst, wire.Errorf(wire.CodeMalformed, "nonce must be 8 to 64 bytes")
+	}
+	m := s.m
+	keys, werr := m.deviceKeys()
+	if werr != nil {
+		return dst, werr
+	}
+	if !s.measured {
+		sum, err := Measurement(m.hw.Flash)
+		if err != nil {
+			return dst, wire.Errorf(wire.CodeFlash, "cannot measure the sbm")
+		}
+		s.sbmMeasurement, s.measured = sum, true
+	}
+	if !s.seeded {
+		if m.hw.RNG == nil || readFull(m.hw.RNG, s.bootSeed[:]) != nil {
+			return dst, wire.Errorf(wire.CodeInternal, "no random source")
+		}
+		s.seeded = true
+	}
+	c := attest.Claims{
+		Nonce: nonce, DeviceID: m.hw.ID[:], Lifecycle: m.lifecycle(), BootSeed: s.bootSeed[:],
+		SBM: attest.Component{Type: attest.TypeSBM, Measurement: s.sbmMeasurement, Version: m.version},
+	}
+	if a := s.app; a != nil {
+		c.HasApp = true
+		c.App = attest.Component{Type: attest.TypeApp, Measurement: a.Digest, Version: a.Version,
+			SecurityCounter: a.SecurityCounter, HasCounter: true,
+			SignerID: m.st.app.signer, HasSigner: m.st.app.hasSigner}
+	}
+	signer := keys.signer()
+	tok, err := attest.Append(dst, &c, signer, m.st.suite.Alg())
+	if err != nil {
+		return dst, wire.Errorf(wire.CodeInternal, "attestation failed")
+	}
+	return tok, nil
+}
+
+// RequestUpdate records the update request and resets.
+func (s *services) RequestUpdate() error {
+	m := s.m
+	if werr := s.flush(); werr != nil {
+		return werr
+	}
+	if !m.st.provisioned {
+		return wire.Errorf(wire.CodeNotProvisioned, "not provisioned")
+	}
+	m.st.updateRequested = true
+	if m.commit() != nil {
+		return wire.Errorf(wire.CodeFlash, "secure storage write failed")
+	}
+	m.log("sbm: update requested; resetting")
+	m.hw.System.Reset()
+	return wire.Errorf(wire.CodeInternal, "reset failed")
+}
+
+// RequestRecovery sets the recovery flag in RAM and resets.
+func (s *services) RequestRecovery() {
+	s.m.setRecoveryFlag()
+	s.m.log("sbm: recovery requested; resetting")
+	s.m.hw.System.Reset()
+}
