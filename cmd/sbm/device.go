@@ -39,6 +39,7 @@ injection).`,
 		newDeviceFlipCmd(cio),
 		newDeviceBadSectorCmd(cio),
 		newDeviceDebugCmd(cio),
+		newDeviceTortureCmd(cio),
 	)
 	return cmd
 }
