@@ -22,15 +22,22 @@ import (
 
 // withV1 returns a provisioned device of c running application 1.0.0.
 func withV1(t *testing.T, c *trust.Context, seed uint64) (*dev, *release) {
+	v, rel, _ := withV1Pkg(t, c, seed)
+	return v, rel
+}
+
+// withV1Pkg is withV1 that also returns the package installed.
+func withV1Pkg(t *testing.T, c *trust.Context, seed uint64) (*dev, *release, []byte) {
 	t.Helper()
 	v := newDev(t, c, seed)
 	v.provision(false)
 	rel := newRelease(t, c, appData(5000, 1), "1.0.0", 2)
-	if err := v.install(rel.forDevice(v)); err != nil {
+	pkg := rel.forDevice(v)
+	if err := v.install(pkg); err != nil {
 		t.Fatal(err)
 	}
 	v.expectBoot(rel)
-	return v, rel
+	return v, rel, pkg
 }
 
 // run boots normally (a reset: RAM kept) and runs f as the application.
