@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sbm-project/sbm/attest"
+	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/atomicfile"
+	"github.com/sbm-project/sbm/internal/cose"
+	"github.com/sbm-project/sbm/internal/hostcose"
+	"github.com/sbm-project/sbm/sbm"
+	"github.com/sbm-project/sbm/sim"
+	"github.com/sbm-project/sbm/trust"
+	"github.com/sbm-project/sbm/vmcu"
+	"github.com/sbm-project/sbm/wire"
+)
+
+func init() { commandGroups = append(commandGroups, newAttestCmd) }
+
+func newAttestCmd(cio *cliIO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "attest",
+		Short: "Verify attestation tokens of devices (docs/spec/attestation.md)",
+	}
+	cmd.AddCommand(newAttestVerifyCmd(cio), newAttestRequestCmd(cio))
+	return cmd
+}
+
+// parseHexFlag decodes a hex flag value of an exact size (0: any size in
+// [min, max]).
+func parseHexFlag(name, s string, min, max int) ([]byte, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) < min || len(b) > max {
+		if min == max {
+			return nil, usagef("--%s: want %d bytes in hex", name, min)
+		}
+		return nil, usagef("--%s: want %d to %d bytes in hex", name, min, max)
+	}
+	return b, nil
+}
+
+func newAttestVerifyCmd(cio *cliIO) *cobra.Command {
+	var ctxDir, nonceHex, sbmHex, expectHex string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify --context DIR --nonce HEX TOKEN_FILE",
+		Short: "Verify a device's attestation token against the production records and releases",
+		Long: `Verify an attestation token (a COSE_Sign1 over EAT/PSA-style claims, see
+docs/spec/attestation.md) and print its claims:
+
+  - the device named by the token's UEID must be in the context's production
+    records, with a certificate issued by the context's device CA;
+  - the token's signature must verify with that certificate's public key;
+  - the token's nonce must equal --nonce (the challenge the verifier sent);
+  - the application measurement must be a known release of the context
+    (its releases/ index, written by "sbm image create"), or equal
+    --expect-sha256;
+  - the SBM measurement must equal --sbm-measurement, if given (see
+    "sbm device info").
+
+Exit status 1 with the reason if any check fails.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if ctxDir == "" || nonceHex == "" {
+				return usagef("--context and --nonce are required")
+			}
+			nonce, err := parseHexFlag("nonce", nonceHex, attest.MinNonceSize, attest.MaxNonceSize)
+			if err != nil {
+				return err
+			}
+			var wantSBM, wantApp []byte
+			if sbmHex != "" {
+				if wantSBM, err = parseHexFlag("sbm-measurement", sbmHex, 32, 32); err != nil {
+					return err
+				}
+			}
+			if expectHex != "" {
+				if wantApp, err = parseHexFlag("expect-sha256", expectHex, 32, 32); err != nil {
+					return err
+				}
+			}
+			tok, err := readToken(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := openContext(ctxDir, "")
+			if err != nil {
+				return err
+			}
+			res, err := verifyToken(c, tok, nonce, wantSBM, wantApp)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cio.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printAttestation(cio.stdout, res)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&ctxDir, "context", "", "security context `DIR` (production records, releases)")
+	f.StringVar(&nonceHex, "nonce", "", "the challenge sent to the device, `HEX` (8 to 64 bytes)")
+	f.StringVar(&sbmHex, "sbm-measurement", "", "expected SBM measurement, SHA-256 `HEX`")
+	f.StringVar(&expectHex, "expect-sha256", "", "accept this application measurement (`HEX`) even if it is no release of the context")
+	f.BoolVar(&asJSON, "json", false, "print the verified claims as JSON")
+	return cmd
+}
+
+// readToken reads a token file (binary, or hex text).
+func readToken(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4*attest.MaxTokenSize))
+	if err != nil {
+		return nil, err
+	}
+	if h, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(h) > 0 {
+		b = h
+	}
+	if len(b) > attest.MaxTokenSize {
+		return nil, fmt.Errorf("%s: token larger than %d bytes", path, attest.MaxTokenSize)
+	}
+	return b, nil
+}
+
+// attestation is the verified content of a token, as printed.
+type attestation struct {
+	Device      string         `json:"device"`
+	Board       string         `json:"board,omitempty"`
+	Lifecycle   string         `json:"lifecycle"`
+	Nonce       string         `json:"nonce"`
+	BootSeed    string         `json:"boot_seed,omitempty"`
+	SBM         componentJSON  `json:"sbm"`
+	Application *componentJSON `json:"application,omitempty"`
+}
+
+type componentJSON struct {
+	Measurement     string      `json:"measurement"`
+	Version         string      `json:"version,omitempty"`
+	Signer          string      `json:"signer,omitempty"`
+	SecurityCounter *uint32     `json:"security_counter,omitempty"`
+	Release         *releaseRef `json:"release,omitempty"`
+}
+
+type releaseRef struct {
+	Version        string `json:"version"`
+	ManifestDigest string `json:"manifest_digest"`
+}
+
+// verifyToken runs every check of "sbm attest verify".
+func verifyToken(c *trust.Context, tok, nonce, wantSBM, wantApp []byte) (*attestation, error) {
+	claims, err := attest.Decode(tok)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	id := hex.EncodeToString(claims.DeviceID)
+	rec, ident, err := c.LoadDevice(id)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", id, err)
+	}
+	raw, err := hostcose.RawPublicKey(ident.Certificate.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("device %s certificate: %w", id, err)
+	}
+	alg := cose.AlgES256
+	if _, ok := ident.Certificate.PublicKey.(ed25519.PublicKey); ok {
+		alg = cose.AlgEdDSA
+	}
+	if claims, err = attest.Verify(tok, alg, raw); err != nil {
+		return nil, fmt.Errorf("token of device %s: %w", id, err)
+	}
+	if !bytes.Equal(claims.Nonce, nonce) {
+		return nil, errors.New("nonce mismatch: the token does not answer this challenge (replayed?)")
+	}
+	res := &attestation{
+		Device: id, Board: rec.Board, Lifecycle: lifecycleName(claims.Lifecycle),
+		Nonce: hex.EncodeToString(claims.Nonce), BootSeed: hex.EncodeToString(claims.BootSeed),
+		SBM: componentJSON{Measurement: hex.EncodeToString(claims.SBM.Measurement[:]), Version: claims.SBM.Version},
+	}
+	if wantSBM != nil && !bytes.Equal(wantSBM, claims.SBM.Measurement[:]) {
+		return nil, fmt.Errorf("sbm measurement %x differs from the expected %x", claims.SBM.Measurement, wantSBM)
+	}
+	if !claims.HasApp {
+		return nil, errors.New("the token reports no application")
+	}
+	app := &claims.App
+	cj := &componentJSON{Measurement: hex.EncodeToString(app.Measurement[:]), Version: app.Version}
+	if app.HasSigner {
+		cj.Signer = hex.EncodeToString(app.SignerID[:])
+	}
+	if app.HasCounter {
+		cj.SecurityCounter = &app.SecurityCounter
+	}
+	res.Application = cj
+	rel, err := c.FindRelease(app.Measurement)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rel != nil:
+		if rel.Version != app.Version || app.HasCounter && rel.SecurityCounter != app.SecurityCounter {
+			return nil, fmt.Errorf("application %s: version or security counter differs from release %s", app.Version, rel.Version)
+		}
+		cj.Release = &releaseRef{Version: rel.Version, ManifestDigest: rel.ManifestDigest}
+	case wantApp != nil && bytes.Equal(wantApp, app.Measurement[:]):
+	default:
+		return nil, fmt.Errorf("application measurement %x (version %s) is no known release of the context", app.Measurement, app.Version)
+	}
+	return res, nil
+}
+
+func printAttestation(w io.Writer, a *attestation) {
+	fmt.Fprintf(w, "attestation verified: device %s (%s)\n", a.Device, a.Lifecycle)
+	fmt.Fprintf(w, "  nonce        %s\n", a.Nonce)
+	if a.BootSeed != "" {
+		fmt.Fprintf(w, "  boot seed    %s\n", a.BootSeed)
+	}
+	fmt.Fprintf(w, "  sbm          %s sha256 %s\n", a.SBM.Version, a.SBM.Measurement)
+	if p := a.Application; p != nil {
+		fmt.Fprintf(w, "  application  %s sha256 %s\n", p.Version, p.Measurement)
+		if p.SecurityCounter != nil {
+			fmt.Fprintf(w, "  security counter %d\n", *p.SecurityCounter)
+		}
+		if p.Signer != "" {
+			fmt.Fprintf(w, "  signer       %s\n", p.Signer)
+		}
+		if p.Release != nil {
+			fmt.Fprintf(w, "  release      %s (manifest %s)\n", p.Release.Version, p.Release.ManifestDigest)
+		} else {
+			fmt.Fprintf(w, "  release      not in the context (accepted by --expect-sha256)\n")
+		}
+	}
+}
+
+func newAttestRequestCmd(cio *cliIO) *cobra.Command {
+	var nonceHex, out string
+	cmd := &cobra.Command{
+		Use:   "request DIR --nonce HEX --out FILE",
+		Short: "Boot a virtual device and have its SBM answer an attestation challenge",
+		Long: `Power on the (stopped) virtual device in DIR in-process and, once the SBM has
+verified its application, call the SBM's attestation service with --nonce,
+as the application's attest call would, and write the token to --out.
+It is for testing verifiers without an application runtime; the device must
+not be running. Exit status 1 if the device does not boot an application.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if nonceHex == "" || out == "" {
+				return usagef("--nonce and --out are required")
+			}
+			nonce, err := parseHexFlag("nonce", nonceHex, attest.MinNonceSize, attest.MaxNonceSize)
+			if err != nil {
+				return err
+			}
+			tok, err := requestToken(cmd.Context(), args[0], nonce)
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(out, tok, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "attestation token: %d bytes written to %s\n", len(tok), out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&nonceHex, "nonce", "", "the challenge, `HEX` (8 to 64 bytes)")
+	cmd.Flags().StringVar(&out, "out", "", "write the token to `FILE`")
+	return cmd
+}
+
+// requestToken boots the device in dir once and asks the SBM's services
+// for a token.
+func requestToken(ctx context.Context, dir string, nonce []byte) ([]byte, error) {
+	d, err := vmcu.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var tok []byte
+	var aerr error
+	launched, recovery := false, false
+	fw := sim.Firmware(&sbm.Options{
+		Launch: func(a *sbm.AppInfo) {
+			launched = true
+			tok, aerr = a.Services.Attest(nil, nonce)
+		},
+		Serve: func(_ hal.UART, _ wire.Target, sys hal.System, _ time.Duration) bool {
+			recovery = true
+			cancel() // stops the firmware at its next hardware call
+			sys.Sleep(time.Second)
+			return false
+		},
+	})
+	if _, err := d.PowerOn(ctx, fw, vmcu.PowerOnOptions{}); err != nil {
+		return nil, err
+	}
+	switch {
+	case recovery || !launched:
+		return nil, fmt.Errorf("%s: the SBM did not launch an application (see sbm device info)", dir)
+	case aerr != nil:
+		return nil, fmt.Errorf("attestation service: %w", aerr)
+	}
+	return tok, nil
+}
