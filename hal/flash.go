@@ -153,3 +153,14 @@ func (g Geometry) Region(k RegionKind) (Region, bool) {
 	}
 	return Region{}, false
 }
+
+// Mapper is optionally implemented by a Flash that can be read in place,
+// like memory-mapped (execute-in-place) flash. Map returns the n bytes at
+// addr as a slice of the flash array itself, not a copy, after the same
+// range and privilege checks as Read. The slice is read-only by contract:
+// callers must never write to it. It reflects later programs and erases of
+// that range.
+type Mapper interface {
+	// Map returns the flash bytes [addr, addr+n).
+	Map(addr, n uint32) ([]byte, error)
+}

@@ -190,3 +190,21 @@ func (f flashView) Privilege() hal.Privilege            { return f.priv }
 func (f flashView) Read(addr uint32, p []byte) error    { return f.d.readFlash(f.priv, addr, p) }
 func (f flashView) Program(addr uint32, p []byte) error { return f.d.programFlash(f.priv, addr, p) }
 func (f flashView) Erase(addr uint32) error             { return f.d.eraseFlash(f.priv, addr) }
+
+// mapFlash returns the bytes [addr, addr+n) of the flash array itself (an
+// execute-in-place view), after the range and access checks of a read.
+func (d *Device) mapFlash(priv hal.Privilege, addr, n uint32) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.rangeLocked("map", addr, int(n)); err != nil {
+		return nil, err
+	}
+	if err := d.accessLocked("map", priv, addr, int(n), false); err != nil {
+		return nil, err
+	}
+	return d.flash[addr : addr+n : addr+n], nil
+}
+
+// Map implements hal.Mapper: the flash array in place, read-only by
+// contract.
+func (f flashView) Map(addr, n uint32) ([]byte, error) { return f.d.mapFlash(f.priv, addr, n) }

@@ -220,3 +220,10 @@ func (l fwLog) Write(p []byte) (int, error) {
 	l.d.mu.Unlock()
 	return w.Write(p)
 }
+
+// Map implements hal.Mapper: the flash array in place (execute-in-place),
+// read-only by contract.
+func (f fwFlash) Map(addr, n uint32) ([]byte, error) {
+	f.d.enter(f.s)
+	return f.d.mapFlash(f.priv, addr, n)
+}

@@ -1,0 +1,114 @@
+//go:build wasip1
+
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/sbm-project/sbm/sdk"
+)
+
+func info([]string) error {
+	b, err := sdk.BootInfo()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("application %s on SBM %s\n", b.AppVersion, b.SBMVersion)
+	fmt.Printf("device %s, %s, security counter %d\n", b.DeviceIDString(), b.LifecycleName(), b.SecurityCounter)
+	fmt.Printf("measurement %x\n", b.AppDigest)
+	switch {
+	case !b.ServicesAvailable:
+		fmt.Println("last update: unknown (services unavailable)")
+	case b.LastUpdate != sdk.CodeOK:
+		fmt.Printf("last update: refused: %s: %s\n", b.LastUpdate, b.LastUpdateDetail)
+	case b.UpdatedThisBoot:
+		fmt.Println("last update: installed at this boot")
+	default:
+		fmt.Println("last update: none")
+	}
+	return nil
+}
+
+func hexArg(args []string, what string) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("want one argument: %s in hex", what)
+	}
+	b, err := hex.DecodeString(args[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, nil
+}
+
+func attest(args []string) error {
+	nonce, err := hexArg(args, "nonce")
+	if err != nil {
+		return err
+	}
+	tok, err := sdk.Attest(nonce)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("token %x\n", tok)
+	return nil
+}
+
+func sign(args []string) error {
+	d, err := hexArg(args, "sha-256 digest")
+	if err != nil {
+		return err
+	}
+	if len(d) != 32 {
+		return errors.New("the digest must be 32 bytes")
+	}
+	sig, err := sdk.Sign([32]byte(d))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("signature %x\n", sig)
+	return nil
+}
+
+func chain([]string) error {
+	certs, err := sdk.CertificateChain()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("chain: %d certificates\n", len(certs))
+	if err := sdk.VerifyChain(certs); err != nil {
+		return fmt.Errorf("verifying the chain: %w", err)
+	}
+	fmt.Println("chain: verified against the trust anchors")
+	return nil
+}
+
+func update(args []string) error {
+	if len(args) != 1 {
+		return errors.New("want one argument: the package URL")
+	}
+	size, err := sdk.Staging.Size()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("update: erasing the staging slot (%d bytes)\n", size)
+	if err := sdk.Staging.Erase(); err != nil {
+		return err
+	}
+	fmt.Printf("update: downloading %s\n", args[0])
+	n, err := sdk.Fetch(args[0], sdk.Staging.Writer())
+	if err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	fmt.Printf("update: %d bytes staged; requesting the update\n", n)
+	if err := sdk.RequestUpdate(); err != nil {
+		return fmt.Errorf("request update: %w", err)
+	}
+	fmt.Println("update: requested")
+	return nil
+}
+
+func recovery([]string) error {
+	return sdk.RequestRecovery()
+}
