@@ -8,8 +8,12 @@ import "encoding/binary"
 const (
 	// MaxChainCerts is the largest number of certificates in a chain.
 	MaxChainCerts = 4
+	// MaxChainCertSize is the largest certificate in a chain given to
+	// VerifyChain (a server's chain may hold larger certificates than the
+	// device stores).
+	MaxChainCertSize = 2048
 	// MaxChainSize is the largest encoded chain VerifyChain accepts.
-	MaxChainSize = MaxChainCerts * (2 + MaxCertificateSize)
+	MaxChainSize = MaxChainCerts * (2 + MaxChainCertSize)
 )
 
 // chainCerts splits an encoded chain into its certificates (sub-slices of
@@ -23,7 +27,7 @@ func chainCerts(b []byte, out [][]byte) (int, bool) {
 			return 0, false
 		}
 		l := int(binary.BigEndian.Uint16(b))
-		if l == 0 || l > MaxCertificateSize || len(b) < 2+l {
+		if l == 0 || l > MaxChainCertSize || len(b) < 2+l {
 			return 0, false
 		}
 		out[n] = b[2 : 2+l]

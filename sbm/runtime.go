@@ -3,6 +3,7 @@ package sbm
 import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 
 	"github.com/sbm-project/sbm/attest"
@@ -89,7 +90,9 @@ func (s *services) VerifyChain(chain []byte, now uint64) error {
 	return verifyChain(certs[:n], m.st.root(), uint8(m.st.suite), now)
 }
 
-// Sign signs a SHA-256 digest with the device identity key.
+// Sign signs a SHA-256 digest with the device identity key: ES256 or
+// Ed25519 with the 32 bytes as the signed message (docs/sbm.md,
+// "Runtime services").
 func (s *services) Sign(dst, digest []byte) ([]byte, error) {
 	if len(digest) != 32 {
 		return dst, wire.Errorf(wire.CodeMalformed, "digest must be 32 bytes")
@@ -101,7 +104,13 @@ func (s *services) Sign(dst, digest []byte) ([]byte, error) {
 	if keys.suite == secpkg.SuiteEd25519 {
 		return append(dst, ed25519.Sign(keys.ed25519, digest)...), nil
 	}
-	der, err := ecdsa.SignASN1(s.m.hw.RNG, keys.ecdsa, digest)
+	// ES256 over the 32-byte message digest: ECDSA over SHA-256(digest),
+	// as Ed25519 signs the digest as its message. Never ECDSA over the
+	// caller's value directly: the attestation token's ES256 signature is
+	// over SHA-256(Sig_structure), so that would let the application forge
+	// tokens.
+	h := sha256.Sum256(digest)
+	der, err := ecdsa.SignASN1(s.m.hw.RNG, keys.ecdsa, h[:])
 	if err != nil {
 		return dst, wire.Errorf(wire.CodeInternal, "signing failed")
 	}

@@ -116,7 +116,7 @@ func TestServicesCertificateChain(t *testing.T) {
 		"malformed": {0, 5, 1},
 		"empty der": {0, 0},
 		"too many":  encodeChain(ca, ca, ca, ca),
-		"too large": encodeChain(make([]byte, 1023)),
+		"too large": encodeChain(make([]byte, 1025)),
 	} {
 		r := v.exchange(&mailbox.Request{Op: mailbox.OpInstallCertificate, Certificate: v.cert.Raw, CAChain: chain})
 		if r.Code == 0 {
@@ -204,8 +204,10 @@ func TestServicesSign(t *testing.T) {
 			for _, sig := range sigs {
 				switch pub := v.cert.PublicKey.(type) {
 				case *ecdsa.PublicKey:
+					// ES256 with the digest as the message.
 					r, s := rawSigToRS(sig)
-					if !ecdsa.Verify(pub, digest[:], r, s) {
+					h := sha256.Sum256(digest[:])
+					if !ecdsa.Verify(pub, h[:], r, s) {
 						t.Fatal("ES256 signature does not verify with the certificate key")
 					}
 				case ed25519.PublicKey:
@@ -215,6 +217,33 @@ func TestServicesSign(t *testing.T) {
 				default:
 					t.Fatalf("certificate key %T", pub)
 				}
+			}
+			// Sign is no oracle for tokens: signing the digest of a token's
+			// Sig_structure does not give the token's signature.
+			var forged []byte
+			v.run(func(s Services) {
+				tok, err := s.Attest(nil, make([]byte, 16))
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := cose.DecodeSign1(tok)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tbs := sha256.Sum256(cose.AppendSigStructure(nil, m.Protected, m.Payload))
+				sig, err := s.Sign(nil, tbs[:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				forged = cose.AppendSign1(nil, m.Protected, nil, m.Payload, sig)
+			})
+			rawPub, _ := hostcose.RawPublicKey(v.cert.PublicKey)
+			alg := cose.AlgES256
+			if c.Suite() == trust.SuiteEd25519 {
+				alg = cose.AlgEdDSA
+			}
+			if _, err := attest.Verify(forged, alg, rawPub); err == nil {
+				t.Fatal("a token signed through Sign verifies")
 			}
 			other := sha256.Sum256([]byte("other"))
 			if pub, ok := v.cert.PublicKey.(ed25519.PublicKey); ok && ed25519.Verify(pub, other[:], sigs[0]) {
