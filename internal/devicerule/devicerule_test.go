@@ -27,6 +27,7 @@ var devicePackages = []string{
 	"internal/cose",
 	"internal/aeskw",
 	"internal/secpkg",
+	"internal/x509lite",
 	"hal",
 	"sbm",
 	"sbm/mailbox",
