@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -157,7 +158,11 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	if err != nil {
 		return nil, err
 	}
-	if _, err := exchange(ctx, dp, &mailbox.Request{Op: mailbox.OpInstallCertificate, Certificate: cert.Raw}, opts.Timeout); err != nil {
+	// The CA chain up to (not including) the root, which the device trusts
+	// through the root key hash in its fuses.
+	ca := c.DeviceCACertificate().Raw
+	chain := append(binary.BigEndian.AppendUint16(nil, uint16(len(ca))), ca...)
+	if _, err := exchange(ctx, dp, &mailbox.Request{Op: mailbox.OpInstallCertificate, Certificate: cert.Raw, CAChain: chain}, opts.Timeout); err != nil {
 		return nil, fmt.Errorf("installing the certificate: %w", err)
 	}
 	logf("device certificate issued by the device CA (serial %s) and installed", cert.SerialNumber.Text(16))
