@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,13 +13,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sbm-project/sbm/attest"
+	"github.com/sbm-project/sbm/attest/verifier"
 	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/internal/atomicfile"
-	"github.com/sbm-project/sbm/internal/cose"
-	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/sbm"
 	"github.com/sbm-project/sbm/sim"
-	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/vmcu"
 	"github.com/sbm-project/sbm/wire"
 )
@@ -99,7 +94,7 @@ Exit status 1 with the reason if any check fails.`,
 			if err != nil {
 				return err
 			}
-			res, err := verifyToken(c, tok, nonce, wantSBM, wantApp)
+			res, err := verifier.Verify(c, tok, nonce, wantSBM, wantApp)
 			if err != nil {
 				return err
 			}
@@ -141,93 +136,7 @@ func readToken(path string) ([]byte, error) {
 	return b, nil
 }
 
-// attestation is the verified content of a token, as printed.
-type attestation struct {
-	Device      string         `json:"device"`
-	Board       string         `json:"board,omitempty"`
-	Lifecycle   string         `json:"lifecycle"`
-	Nonce       string         `json:"nonce"`
-	BootSeed    string         `json:"boot_seed,omitempty"`
-	SBM         componentJSON  `json:"sbm"`
-	Application *componentJSON `json:"application,omitempty"`
-}
-
-type componentJSON struct {
-	Measurement     string      `json:"measurement"`
-	Version         string      `json:"version,omitempty"`
-	Signer          string      `json:"signer,omitempty"`
-	SecurityCounter *uint32     `json:"security_counter,omitempty"`
-	Release         *releaseRef `json:"release,omitempty"`
-}
-
-type releaseRef struct {
-	Version        string `json:"version"`
-	ManifestDigest string `json:"manifest_digest"`
-}
-
-// verifyToken runs every check of "sbm attest verify".
-func verifyToken(c *trust.Context, tok, nonce, wantSBM, wantApp []byte) (*attestation, error) {
-	claims, err := attest.Decode(tok)
-	if err != nil {
-		return nil, fmt.Errorf("token: %w", err)
-	}
-	id := hex.EncodeToString(claims.DeviceID)
-	rec, ident, err := c.LoadDevice(id)
-	if err != nil {
-		return nil, fmt.Errorf("device %s: %w", id, err)
-	}
-	raw, err := hostcose.RawPublicKey(ident.Certificate.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("device %s certificate: %w", id, err)
-	}
-	alg := cose.AlgES256
-	if _, ok := ident.Certificate.PublicKey.(ed25519.PublicKey); ok {
-		alg = cose.AlgEdDSA
-	}
-	if claims, err = attest.Verify(tok, alg, raw); err != nil {
-		return nil, fmt.Errorf("token of device %s: %w", id, err)
-	}
-	if !bytes.Equal(claims.Nonce, nonce) {
-		return nil, errors.New("nonce mismatch: the token does not answer this challenge (replayed?)")
-	}
-	res := &attestation{
-		Device: id, Board: rec.Board, Lifecycle: lifecycleName(claims.Lifecycle),
-		Nonce: hex.EncodeToString(claims.Nonce), BootSeed: hex.EncodeToString(claims.BootSeed),
-		SBM: componentJSON{Measurement: hex.EncodeToString(claims.SBM.Measurement[:]), Version: claims.SBM.Version},
-	}
-	if wantSBM != nil && !bytes.Equal(wantSBM, claims.SBM.Measurement[:]) {
-		return nil, fmt.Errorf("sbm measurement %x differs from the expected %x", claims.SBM.Measurement, wantSBM)
-	}
-	if !claims.HasApp {
-		return nil, errors.New("the token reports no application")
-	}
-	app := &claims.App
-	cj := &componentJSON{Measurement: hex.EncodeToString(app.Measurement[:]), Version: app.Version}
-	if app.HasSigner {
-		cj.Signer = hex.EncodeToString(app.SignerID[:])
-	}
-	if app.HasCounter {
-		cj.SecurityCounter = &app.SecurityCounter
-	}
-	res.Application = cj
-	rel, err := c.FindRelease(app.Measurement)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case rel != nil:
-		if rel.Version != app.Version || app.HasCounter && rel.SecurityCounter != app.SecurityCounter {
-			return nil, fmt.Errorf("application %s: version or security counter differs from release %s", app.Version, rel.Version)
-		}
-		cj.Release = &releaseRef{Version: rel.Version, ManifestDigest: rel.ManifestDigest}
-	case wantApp != nil && bytes.Equal(wantApp, app.Measurement[:]):
-	default:
-		return nil, fmt.Errorf("application measurement %x (version %s) is no known release of the context", app.Measurement, app.Version)
-	}
-	return res, nil
-}
-
-func printAttestation(w io.Writer, a *attestation) {
+func printAttestation(w io.Writer, a *verifier.Result) {
 	fmt.Fprintf(w, "attestation verified: device %s (%s)\n", a.Device, a.Lifecycle)
 	fmt.Fprintf(w, "  nonce        %s\n", a.Nonce)
 	if a.BootSeed != "" {
