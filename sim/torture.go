@@ -344,7 +344,7 @@ func (e *tortureEnv) choose(name string, ops []vmcu.Op, eligible []int, sc *scen
 	} else {
 		nTorn = 1
 		set := map[int]bool{}
-		const budget = 16
+		const budget = 32
 		k := max(1, len(eligible)/budget)
 		off := int(seedFor(o.Seed, name, "offset") % uint64(k))
 		for j, at := range eligible {
@@ -418,8 +418,8 @@ func (e *tortureEnv) runCut(sc *scenario, name string, nops int, p cutPoint) (f 
 		if k < 0 {
 			return fmt.Errorf("the signature table names an unknown application %+v", st.App)
 		}
-		if st.InstallPending {
-			k++
+		if st.InstallPending || st.UpdateRequested {
+			k++ // authenticated, or requested: the next version must win
 		}
 		auth = max(auth, k)
 		return nil

@@ -64,8 +64,8 @@ func (sc *scenario) check(r *rig, atLeast int, exact bool) error {
 	if err != nil {
 		return err
 	}
-	if st.InstallPending {
-		return errors.New("an install is still pending after an uninterrupted boot")
+	if st.InstallPending || st.UpdateRequested {
+		return errors.New("an install or update request is still pending after an uninterrupted boot")
 	}
 	k := sc.index(st)
 	if k < 0 {
