@@ -78,11 +78,15 @@ func ParseInfo(p []byte) (Info, error) {
 	rest := p[bootInfoFixed:]
 	var strs [3]string
 	for i := range strs {
-		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+		if len(rest) < 1 {
 			return b, bad
 		}
-		strs[i] = string(rest[1 : 1+rest[0]])
-		rest = rest[1+rest[0]:]
+		n := 1 + int(rest[0])
+		if len(rest) < n {
+			return b, bad
+		}
+		strs[i] = string(rest[1:n])
+		rest = rest[n:]
 	}
 	b.SBMVersion, b.AppVersion, b.LastUpdateDetail = strs[0], strs[1], strs[2]
 	return b, nil
