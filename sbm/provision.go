@@ -165,9 +165,19 @@ func (m *machine) installCertificate(der, caChain []byte) *wire.Error {
 	if len(caChain) > MaxCAChainSize {
 		return wire.Errorf(wire.CodeTooLarge, "ca chain too large")
 	}
-	var certs [MaxChainCerts - 1][]byte
-	if _, ok := chainCerts(caChain, certs[:]); caChain != nil && !ok {
+	var certs [MaxChainCerts][]byte
+	certs[0] = der
+	n, ok := chainCerts(caChain, certs[1:])
+	if caChain != nil && !ok {
 		return wire.Errorf(wire.CodeMalformed, "malformed ca chain")
+	}
+	if caChain != nil {
+		// The chain must be the device certificate's: leaf to root key
+		// (validity is not checked: the device has no clock yet).
+		if err := verifyChain(certs[:1+n], st.root(), uint8(st.suite), 0); err != nil {
+			werr, _ := err.(*wire.Error)
+			return wire.Errorf(werr.Code, "ca chain: "+werr.Detail)
+		}
 	}
 	oldCert, oldChain := st.certLen, st.caChainLen
 	st.certLen = uint16(copy(st.cert[:], der))

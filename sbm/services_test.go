@@ -117,6 +117,7 @@ func TestServicesCertificateChain(t *testing.T) {
 		"empty der": {0, 0},
 		"too many":  encodeChain(ca, ca, ca, ca),
 		"too large": encodeChain(make([]byte, 1025)),
+		"other ca":  encodeChain(ctxB.DeviceCACertificate().Raw),
 	} {
 		r := v.exchange(&mailbox.Request{Op: mailbox.OpInstallCertificate, Certificate: v.cert.Raw, CAChain: chain})
 		if r.Code == 0 {
@@ -161,16 +162,28 @@ func TestServicesVerifyChain(t *testing.T) {
 			wantCode(t, name, s.VerifyChain(chain, 0), wire.CodeMalformed)
 		}
 		wantCode(t, "huge", s.VerifyChain(make([]byte, MaxChainSize+1), 0), wire.CodeTooLarge)
-		// A chain of another context never verifies.
-		other := encodeChain(ctxB.DeviceCACertificate().Raw)
-		if s.VerifyChain(other, 0) == nil {
-			t.Error("chain of another root accepted")
+		// The device's own chain verifies against the root key, now and
+		// at the time floor; the CA certificate alone too.
+		for _, now := range []uint64{0, uint64(fixedNow.Unix()) + 86400} {
+			if err := s.VerifyChain(good, now); err != nil {
+				t.Errorf("own chain at %d: %v", now, err)
+			}
 		}
-		// The device's own chain verifies, or (without the validator in
-		// this build) is reported as unsupported.
-		if err := s.VerifyChain(good, 0); err != nil && codeOfErr(err) != wire.CodeUnsupported {
-			t.Errorf("own chain: %v", err)
+		if err := s.VerifyChain(encodeChain(ctxA.DeviceCACertificate().Raw), 0); err != nil {
+			t.Errorf("device CA: %v", err)
 		}
+		// Another context's chain, a chain missing its CA, a chain in the
+		// wrong order, a certificate with a flipped bit: refused.
+		wantCode(t, "other root", s.VerifyChain(encodeChain(ctxB.DeviceCACertificate().Raw), 0), wire.CodeSignature)
+		wantCode(t, "leaf alone", s.VerifyChain(encodeChain(v.cert.Raw), 0), wire.CodeSignature)
+		wantCode(t, "wrong order", s.VerifyChain(encodeChain(ctxA.DeviceCACertificate().Raw, v.cert.Raw), 0), wire.CodeSignature)
+		bad := bytes.Clone(v.cert.Raw)
+		bad[len(bad)-100] ^= 1
+		if s.VerifyChain(encodeChain(bad, ctxA.DeviceCACertificate().Raw), 0) == nil {
+			t.Error("tampered leaf accepted")
+		}
+		// Expired: far in the future.
+		wantCode(t, "expired", s.VerifyChain(good, 1<<40), wire.CodeExpired)
 	})
 }
 

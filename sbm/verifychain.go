@@ -1,11 +1,33 @@
 package sbm
 
-import "github.com/sbm-project/sbm/wire"
+import (
+	"errors"
+
+	"github.com/sbm-project/sbm/internal/x509lite"
+	"github.com/sbm-project/sbm/wire"
+)
 
 // verifyChain checks DER certificates, leaf first, against the root key
-// of suite at time now (epoch seconds). Until the device-side X.509
-// validator (internal/x509lite) is in the tree it reports that the service
-// is not available.
+// of suite at time now (epoch seconds) with the device-side X.509
+// validator, and maps its errors to protocol codes.
 func verifyChain(certs [][]byte, rootKey []byte, suite uint8, now uint64) error {
-	return wire.Errorf(wire.CodeUnsupported, "certificate chain validation not available in this sbm build")
+	err := x509lite.VerifyChain(certs, rootKey, suite, now)
+	if err == nil {
+		return nil
+	}
+	code := wire.CodeMalformed
+	switch {
+	case errors.Is(err, x509lite.ErrSignature), errors.Is(err, x509lite.ErrIssuerMismatch),
+		errors.Is(err, x509lite.ErrNotCA):
+		code = wire.CodeSignature
+	case errors.Is(err, x509lite.ErrExpired), errors.Is(err, x509lite.ErrNotYetValid):
+		code = wire.CodeExpired
+	case errors.Is(err, x509lite.ErrUnsupportedAlgorithm):
+		code = wire.CodeUnsupported
+	case errors.Is(err, x509lite.ErrTooLarge):
+		code = wire.CodeTooLarge
+	case errors.Is(err, x509lite.ErrRootKey):
+		code = wire.CodeNotProvisioned
+	}
+	return wire.Errorf(code, errText(err))
 }
