@@ -59,10 +59,11 @@ type TortureOptions struct {
 	// MaxCuts is the most further cuts made while a run recovers (each run
 	// draws 0..MaxCuts from its seed); default 5, negative means none.
 	MaxCuts int
-	// At, if positive, runs only that cut point (to reproduce a failure):
-	// clean, or torn with TornSeed if Torn.
-	At       int
-	Torn     bool
+	// At, if positive, runs only that cut point (to reproduce a failure).
+	At int
+	// Torn makes the At cut torn instead of clean.
+	Torn bool
+	// TornSeed selects the torn outcome of the At cut.
 	TornSeed uint64
 
 	// wrapFlash, if set, wraps the SBM's flash: tests inject broken
@@ -109,8 +110,10 @@ type ScenarioReport struct {
 // TortureFailure is one failed run, with what reproduces it.
 type TortureFailure struct {
 	Scenario string
-	// At is the operation cut (1-based), Torn and TornSeed how.
-	At       int
+	// At is the operation cut (1-based).
+	At int
+	// Torn and TornSeed say how: before the operation, or during it with
+	// that seed.
 	Torn     bool
 	TornSeed uint64
 	// Extra are the further cuts armed during recovery.

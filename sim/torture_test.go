@@ -99,6 +99,72 @@ func TestTortureCatchesBrokenScheme(t *testing.T) {
 	}
 }
 
+// tableFirst is a broken install order: programs into the primary slot
+// are held back (reads see them) and reach the flash only after the next
+// secure-storage program — the signature table is written before the
+// application it describes.
+type tableFirst struct {
+	hal.Flash
+	held []heldProgram
+}
+
+type heldProgram struct {
+	addr uint32
+	data []byte
+}
+
+func (f *tableFirst) region(k hal.RegionKind, addr uint32) bool {
+	r, ok := f.Geometry().Region(k)
+	return ok && r.Overlaps(addr, 1)
+}
+
+func (f *tableFirst) Program(addr uint32, p []byte) error {
+	if f.region(hal.RegionPrimary, addr) {
+		f.held = append(f.held, heldProgram{addr, append([]byte(nil), p...)})
+		return nil
+	}
+	if err := f.Flash.Program(addr, p); err != nil {
+		return err
+	}
+	if f.region(hal.RegionSecure, addr) {
+		for _, h := range f.held {
+			if err := f.Flash.Program(h.addr, h.data); err != nil {
+				return err
+			}
+		}
+		f.held = nil
+	}
+	return nil
+}
+
+func (f *tableFirst) Read(addr uint32, p []byte) error {
+	if err := f.Flash.Read(addr, p); err != nil {
+		return err
+	}
+	for _, h := range f.held {
+		for i, b := range h.data {
+			if a := h.addr + uint32(i); a >= addr && a < addr+uint32(len(p)) {
+				p[a-addr] = b
+			}
+		}
+	}
+	return nil
+}
+
+// TestTortureCatchesTableFirst: the sweep of an install catches a scheme
+// that commits the table before programming the application.
+func TestTortureCatchesTableFirst(t *testing.T) {
+	broken := func(f hal.Flash) hal.Flash { return &tableFirst{Flash: f} }
+	rep, err := Torture(context.Background(), TortureOptions{Seed: 3, Scenarios: []string{ScenarioRecovery}, wrapFlash: broken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed == 0 {
+		t.Fatalf("the table-first scheme passed: %+v", rep.Scenarios[0])
+	}
+	t.Logf("%d of %d runs failed; first: %v", rep.Failed, rep.Failed+rep.Passed, rep.Scenarios[0].Failures[0])
+}
+
 // TestTortureOptions checks option errors.
 func TestTortureOptions(t *testing.T) {
 	if _, err := Torture(context.Background(), TortureOptions{Scenarios: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), "unknown scenario") {
