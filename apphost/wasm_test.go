@@ -34,7 +34,7 @@ func tinyModule(body ...byte) []byte {
 }
 
 var (
-	exit3    = tinyModule(0x41, 3, 0x10, 0, 0x0b)         // i32.const 3; call proc_exit
+	exit3    = tinyModule(0x41, 3, 0x10, 0, 0x0b)          // i32.const 3; call proc_exit
 	spin     = tinyModule(0x03, 0x40, 0x0c, 0, 0x0b, 0x0b) // loop br 0 end
 	trap     = tinyModule(0x00, 0x0b)                      // unreachable
 	finished = tinyModule(0x0b)                            // returns

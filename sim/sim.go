@@ -11,6 +11,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/sbm-project/sbm/apphost"
 	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/sbm"
 	"github.com/sbm-project/sbm/vmcu"
@@ -21,6 +22,53 @@ import (
 // reports it and does nothing else, like an unprogrammed part.
 func Firmware(opts *sbm.Options) vmcu.Firmware {
 	return vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) { sbm.Boot(hw, opts) })
+}
+
+// FirmwareWithApps returns the boot firmware of a virtual device whose SBM
+// runs the verified application: the SBM with opts (nil for the defaults),
+// its Launch replaced by apphost.Run with app (nil for the defaults). The
+// application's console is the device UART. When the application exits the
+// SBM returns and the device idles until reset; the exit status or error
+// goes to the boot log. Without app.Cache, every device of the process
+// shares one compilation cache, so a reset does not compile the
+// application again.
+func FirmwareWithApps(opts *sbm.Options, app *apphost.Options) vmcu.Firmware {
+	var ao apphost.Options
+	if app != nil {
+		ao = *app
+	}
+	if ao.Cache == nil {
+		ao.Cache = sharedAppCache()
+	}
+	return vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) {
+		var o sbm.Options
+		if opts != nil {
+			o = *opts
+		}
+		o.Launch = func(a *sbm.AppInfo) {
+			err := apphost.Run(ctx, hw, a, &ao)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				fmt.Fprintf(hw.Log, "sbm: application stopped: %v\n", err)
+			} else {
+				fmt.Fprintln(hw.Log, "sbm: application exited")
+			}
+		}
+		sbm.Boot(hw, &o)
+	})
+}
+
+var (
+	appCacheOnce sync.Once
+	appCache     *apphost.Cache
+)
+
+// sharedAppCache returns the process's application compilation cache.
+func sharedAppCache() *apphost.Cache {
+	appCacheOnce.Do(func() { appCache = apphost.NewCache() })
+	return appCache
 }
 
 // Running is a device powered on in-process.
