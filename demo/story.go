@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"time"
 
+	"github.com/sbm-project/sbm/apphost"
+	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/internal/firmware"
@@ -59,6 +60,7 @@ func (s *story) close() {
 func (s *story) run(ctx context.Context) error {
 	steps := []func(context.Context) error{
 		s.createContext, s.newDevice, s.provision, s.packageV1, s.programV1,
+		s.bootAndAttest, s.update, s.attacks, s.debugClosed,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -100,7 +102,7 @@ func (s *story) newDevice(ctx context.Context) error {
 	s.devID = in.ID
 	s.n.say("board %s: %s", b.Name, b.Description)
 	s.n.say("blank silicon: erased flash, unblown fuses, unique ID %s, a PUF", s.devID)
-	if s.device, err = sim.Start(ctx, s.devDir, firmwareFor(), nil); err != nil {
+	if s.device, err = sim.Start(ctx, s.devDir, firmwareFor(apphost.NewCache()), nil); err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -218,24 +220,14 @@ func (s *story) programV1(ctx context.Context) error {
 	return nil
 }
 
-// console reads the device's UART (the application's console) line by line.
-type console struct {
-	conn  net.Conn
-	lines chan string
+// firmwareFor returns the device firmware: the SBM, launching verified
+// applications with the WebAssembly runtime.
+func firmwareFor(cache *apphost.Cache) vmcu.Firmware {
+	return vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) {
+		sbm.Boot(hw, &sbm.Options{Launch: func(app *sbm.AppInfo) {
+			if err := apphost.Run(ctx, hw, app, &apphost.Options{Cache: cache}); err != nil {
+				fmt.Fprintf(hw.Log, "apphost: %v\n", err)
+			}
+		}})
+	})
 }
-
-func (c *console) Close() error { return c.conn.Close() }
-
-func waitFile(path string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not appear", path)
-}
-
-// firmwareFor returns the device firmware: the SBM running applications.
-func firmwareFor() vmcu.Firmware { return sim.Firmware(nil) }
