@@ -6,6 +6,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/sbm-project/sbm/sbm"
 )
 
 // ModuleName is the import module of the runtime services.
@@ -13,8 +15,9 @@ const ModuleName = "sbm"
 
 // Bounds on arguments (docs/spec/services.md).
 const (
-	// MaxChainSize bounds the certificate chain given to verify_chain.
-	MaxChainSize = 16 << 10
+	// MaxChainSize bounds the certificate chain given to verify_chain (the
+	// SBM's bound).
+	MaxChainSize = sbm.MaxChainSize
 	// MinNonceSize and MaxNonceSize bound the attestation nonce.
 	MinNonceSize, MaxNonceSize = 8, 64
 	// MaxURLSize bounds the URL given to fetch_open.

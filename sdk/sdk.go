@@ -112,8 +112,10 @@ func verifyChain(certs [][]byte, now int64) error {
 }
 
 // Sign signs a SHA-256 digest with the device identity key (the key in
-// the device certificate; it never leaves the SBM). The signature is
-// 64-byte r‖s for ES256, or Ed25519 over the digest.
+// the device certificate; it never leaves the SBM), the 32 bytes being the
+// signed message: ES256 (ECDSA P-256 over SHA-256(digest)) as 64-byte
+// r‖s, or Ed25519 over the 32 bytes. A verifier checks it as a standard
+// signature over the 32-byte message.
 func Sign(digest [32]byte) ([]byte, error) {
 	return fill("sign", 128, func(b []byte) int32 {
 		r := sbmSign(unsafe.Pointer(&digest), ptr(b), uint32(len(b)))

@@ -1,0 +1,8 @@
+package apphost
+
+// BuiltApp returns an example application built by TestMain, for the
+// external tests.
+func BuiltApp(name string) []byte { return apps[name] }
+
+// TestCache is the compilation cache shared by the test binary.
+var TestCache = cache
