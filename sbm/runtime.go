@@ -24,6 +24,12 @@ type services struct {
 	pendMask uint32 // bit i: byte i of the word is written
 	pendOK   bool
 	pend     [32]byte
+	// lazy marks staging sectors (by index from the slot's first sector)
+	// that StagingErase scheduled for erasure: each is erased just before
+	// its first write, so an update erases only the sectors its package
+	// uses (wear), and reads of a scheduled sector return erased bytes.
+	lazy      [maxLazySectors / 8]byte
+	lazyFirst int // sector index of the slot's first sector
 
 	sbmMeasurement [32]byte
 	measured       bool
@@ -170,6 +176,13 @@ func (s *services) RequestUpdate() error {
 	}
 	if !m.st.provisioned {
 		return wire.Errorf(wire.CodeNotProvisioned, "not provisioned")
+	}
+	// A staging slot erased (lazily) but never written must not present
+	// the package that was there before: erase its first sector, which
+	// holds the container header. (Stale bytes elsewhere cannot matter: a
+	// package is authenticated chunk by chunk.)
+	if werr := s.eraseScheduled(0, 1); werr != nil {
+		return werr
 	}
 	m.st.updateRequested = true
 	if m.commit() != nil {

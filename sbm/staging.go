@@ -25,8 +25,14 @@ func (s *services) stagingRange(off uint32, n int) *wire.Error {
 // StagingSize returns the capacity of the staging slot.
 func (s *services) StagingSize() uint32 { return s.staging.Size }
 
-// StagingErase erases every sector of the staging slot and drops any
-// buffered bytes.
+// maxLazySectors bounds the staging sectors StagingErase can schedule
+// lazily; a larger slot is erased at once.
+const maxLazySectors = 4096
+
+// StagingErase erases the staging slot and drops any buffered bytes. The
+// erase is lazy: each sector is erased just before its first write (reads
+// of a sector not yet erased return erased bytes), so a package erases only
+// the sectors it occupies.
 func (s *services) StagingErase() error {
 	if werr := s.stagingRange(0, 0); werr != nil {
 		return werr
@@ -34,17 +40,82 @@ func (s *services) StagingErase() error {
 	s.pendOK, s.pendMask = false, 0
 	f := s.m.hw.Flash
 	g := f.Geometry()
-	for a := s.staging.Start; a < s.staging.End(); {
-		i, ok := g.SectorAt(a)
-		if !ok || g.Sectors[i].Start != a {
+	first, ok := g.SectorAt(s.staging.Start)
+	if !ok || g.Sectors[first].Start != s.staging.Start {
+		return wire.Errorf(wire.CodeFlash, "staging slot not sector aligned")
+	}
+	s.lazyFirst = first
+	lazy := true
+	for a, i := s.staging.Start, first; a < s.staging.End(); i++ {
+		if i >= len(g.Sectors) || g.Sectors[i].Start != a {
 			return wire.Errorf(wire.CodeFlash, "staging slot not sector aligned")
 		}
+		if i-first >= maxLazySectors {
+			lazy = false
+		}
+		a = g.Sectors[i].End()
+	}
+	if lazy {
+		for i := range s.lazy {
+			s.lazy[i] = 0xff
+		}
+		return nil
+	}
+	for a := s.staging.Start; a < s.staging.End(); {
+		i, _ := g.SectorAt(a)
 		if err := f.Erase(a); err != nil {
 			return wire.Errorf(wire.CodeFlash, "staging erase failed")
 		}
 		a = g.Sectors[i].End()
 	}
 	return nil
+}
+
+// scheduled reports whether staging sector i (absolute index) is waiting
+// for its lazy erase.
+func (s *services) scheduled(i int) bool {
+	j := i - s.lazyFirst
+	return j >= 0 && j < maxLazySectors && s.lazy[j/8]&(1<<(j%8)) != 0
+}
+
+// eraseScheduled erases the scheduled sectors overlapping [off, off+n).
+func (s *services) eraseScheduled(off, n uint32) *wire.Error {
+	f := s.m.hw.Flash
+	g := f.Geometry()
+	for a := s.staging.Start + off; a < s.staging.Start+off+n; {
+		i, ok := g.SectorAt(a)
+		if !ok {
+			return wire.Errorf(wire.CodeFlash, "staging address outside the flash")
+		}
+		if s.scheduled(i) {
+			if err := f.Erase(g.Sectors[i].Start); err != nil {
+				return wire.Errorf(wire.CodeFlash, "staging erase failed")
+			}
+			j := i - s.lazyFirst
+			s.lazy[j/8] &^= 1 << (j % 8)
+		}
+		a = g.Sectors[i].End()
+	}
+	return nil
+}
+
+// maskScheduled overwrites the bytes of p (read at staging offset off) that
+// lie in sectors still waiting for their lazy erase with the erased value.
+func (s *services) maskScheduled(off uint32, p []byte) {
+	g := s.m.hw.Flash.Geometry()
+	for a := s.staging.Start + off; a < s.staging.Start+off+uint32(len(p)); {
+		i, ok := g.SectorAt(a)
+		if !ok {
+			return
+		}
+		end := min(g.Sectors[i].End(), s.staging.Start+off+uint32(len(p)))
+		if s.scheduled(i) {
+			for k := a; k < end; k++ {
+				p[k-s.staging.Start-off] = g.Erased
+			}
+		}
+		a = end
+	}
 }
 
 // StagingRead reads len(p) bytes at off, including buffered bytes not yet
@@ -56,6 +127,7 @@ func (s *services) StagingRead(off uint32, p []byte) error {
 	if err := s.m.hw.Flash.Read(s.staging.Start+off, p); err != nil {
 		return wire.Errorf(wire.CodeFlash, "staging read failed")
 	}
+	s.maskScheduled(off, p)
 	if s.pendOK {
 		ws := s.m.hw.Flash.Geometry().WriteSize
 		for i := range ws {
@@ -78,11 +150,17 @@ func (s *services) StagingWrite(off uint32, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
+	// The whole words touched, in sectors waiting for their lazy erase,
+	// are erased first.
+	ws := s.m.hw.Flash.Geometry().WriteSize
+	wStart := off / ws * ws
+	if werr := s.eraseScheduled(wStart, (off+uint32(len(p))+ws-1)/ws*ws-wStart); werr != nil {
+		return werr
+	}
 	if werr := s.checkWritable(off, uint32(len(p))); werr != nil {
 		return werr
 	}
 	f := s.m.hw.Flash
-	ws := f.Geometry().WriteSize
 	end := off + uint32(len(p))
 	for a := off; a < end; {
 		w := a / ws * ws
