@@ -11,8 +11,6 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/sbm-project/sbm/apphost"
-	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/internal/firmware"
@@ -102,7 +100,7 @@ func (s *story) newDevice(ctx context.Context) error {
 	s.devID = in.ID
 	s.n.say("board %s: %s", b.Name, b.Description)
 	s.n.say("blank silicon: erased flash, unblown fuses, unique ID %s, a PUF", s.devID)
-	if s.device, err = sim.Start(ctx, s.devDir, firmwareFor(apphost.NewCache()), nil); err != nil {
+	if s.device, err = sim.Start(ctx, s.devDir, sim.FirmwareWithApps(nil, nil), nil); err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -218,16 +216,4 @@ func (s *story) programV1(ctx context.Context) error {
 	s.n.say("no application yet, so the SBM waits in recovery; sent %d bytes in %.2f s, %d frames", res.Bytes, res.Stats.Duration.Seconds(), res.Stats.Frames)
 	s.n.ok("the SBM checked the UPK and manifest, authenticated every chunk, installed 1.0.0 and reset")
 	return nil
-}
-
-// firmwareFor returns the device firmware: the SBM, launching verified
-// applications with the WebAssembly runtime.
-func firmwareFor(cache *apphost.Cache) vmcu.Firmware {
-	return vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) {
-		sbm.Boot(hw, &sbm.Options{Launch: func(app *sbm.AppInfo) {
-			if err := apphost.Run(ctx, hw, app, &apphost.Options{Cache: cache}); err != nil {
-				fmt.Fprintf(hw.Log, "apphost: %v\n", err)
-			}
-		}})
-	})
 }

@@ -29,16 +29,16 @@ func Firmware(opts *sbm.Options) vmcu.Firmware {
 // its Launch replaced by apphost.Run with app (nil for the defaults). The
 // application's console is the device UART. When the application exits the
 // SBM returns and the device idles until reset; the exit status or error
-// goes to the boot log. Without app.Cache, every device of the process
-// shares one compilation cache, so a reset does not compile the
-// application again.
+// goes to the boot log. Without app.Cache, the boots of this firmware value
+// share one compilation cache, so a reset does not compile the application
+// again.
 func FirmwareWithApps(opts *sbm.Options, app *apphost.Options) vmcu.Firmware {
 	var ao apphost.Options
 	if app != nil {
 		ao = *app
 	}
 	if ao.Cache == nil {
-		ao.Cache = sharedAppCache()
+		ao.Cache = apphost.NewCache()
 	}
 	return vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) {
 		var o sbm.Options
@@ -58,17 +58,6 @@ func FirmwareWithApps(opts *sbm.Options, app *apphost.Options) vmcu.Firmware {
 		}
 		sbm.Boot(hw, &o)
 	})
-}
-
-var (
-	appCacheOnce sync.Once
-	appCache     *apphost.Cache
-)
-
-// sharedAppCache returns the process's application compilation cache.
-func sharedAppCache() *apphost.Cache {
-	appCacheOnce.Do(func() { appCache = apphost.NewCache() })
-	return appCache
 }
 
 // Running is a device powered on in-process.

@@ -17,12 +17,13 @@ import (
 )
 
 // deviceFirmware returns the boot firmware 'sbm device run' runs: the
-// Secure Boot Manager (which reports an unprogrammed SBM region as such), or
-// the vmcu's placeholder, which only exercises the hardware.
+// Secure Boot Manager, which runs the verified WebAssembly application with
+// the SBM's runtime services (and reports an unprogrammed SBM region as
+// such), or the vmcu's placeholder, which only exercises the hardware.
 func deviceFirmware(name string) (vmcu.Firmware, error) {
 	switch name {
 	case "sbm":
-		return sim.Firmware(nil), nil
+		return sim.FirmwareWithApps(nil, nil), nil
 	case "placeholder":
 		return vmcu.Placeholder(), nil
 	}
