@@ -25,6 +25,10 @@ type deviceInfo struct {
 	Application     *appInfo   `json:"application,omitempty"`
 	SecurityCounter uint32     `json:"security_counter"`
 	LastError       *lastError `json:"last_error,omitempty"`
+	// LastUpdate is the result of the last update the application
+	// requested: installed, or refused with the reason.
+	LastUpdate      *lastError `json:"last_update,omitempty"`
+	UpdateRequested bool       `json:"update_requested,omitempty"`
 	InstallPending  bool       `json:"install_pending,omitempty"`
 }
 
@@ -82,6 +86,13 @@ func readDeviceInfo(dir string) (*deviceInfo, error) {
 		out.Application = &appInfo{Version: a.Version, Size: a.Size, SHA256: hex.EncodeToString(a.Digest[:]),
 			ManifestDigest: hex.EncodeToString(a.ManifestDigest[:]), SecurityCounter: a.SecurityCounter}
 	}
+	out.UpdateRequested = st.UpdateRequested
+	if st.HasLastUpdate {
+		out.LastUpdate = &lastError{Code: uint8(st.LastUpdate), Reason: "installed", Detail: st.LastUpdateDetail}
+		if st.LastUpdate != wire.CodeOK {
+			out.LastUpdate.Reason = "refused: " + st.LastUpdate.String()
+		}
+	}
 	if st.LastError != wire.CodeOK {
 		out.LastError = &lastError{Code: uint8(st.LastError), Reason: st.LastError.String(), Detail: st.LastErrorDetail}
 	}
@@ -103,6 +114,12 @@ func printSBMInfo(w io.Writer, in *deviceInfo) {
 	fmt.Fprintf(w, "security counter: %d\n", in.SecurityCounter)
 	if in.InstallPending {
 		fmt.Fprintf(w, "install pending: a staged package will be installed at the next boot\n")
+	}
+	if u := in.LastUpdate; u != nil {
+		fmt.Fprintf(w, "last update:    %s (%s)\n", u.Reason, u.Detail)
+	}
+	if in.UpdateRequested {
+		fmt.Fprintf(w, "update requested: the staged package will be checked at the next boot\n")
 	}
 	if e := in.LastError; e != nil {
 		fmt.Fprintf(w, "last error:     %s (%s)\n", e.Reason, e.Detail)
