@@ -97,11 +97,14 @@ func Run(ctx context.Context, hw *hal.Hardware, app *sbm.AppInfo, opts *Options)
 		o = *opts
 	}
 	o.defaults()
+	if hw == nil || app == nil {
+		return errors.New("apphost: no hardware or no application")
+	}
 	f := hw.AppFlash
 	if f == nil {
 		f = hw.Flash
 	}
-	code, _, err := appBytes(f, app)
+	code, mapped, err := appBytes(f, app)
 	if err != nil {
 		return fmt.Errorf("apphost: %w", err)
 	}
@@ -110,6 +113,11 @@ func Run(ctx context.Context, hw *hal.Hardware, app *sbm.AppInfo, opts *Options)
 	}
 
 	h := newHost(ctx, hw, app, &o)
+	if mapped {
+		h.logf("running %s (%d bytes) from the flash in place", app.Version, app.Size)
+	} else {
+		h.logf("running %s (%d bytes) from a copy of the flash", app.Version, app.Size)
+	}
 	defer h.closeFetches()
 	err = h.run(ctx, code)
 	if h.stop != nil {

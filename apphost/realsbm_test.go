@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sbm-project/sbm/apphost"
 	"github.com/sbm-project/sbm/attest"
+	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/internal/hostcose"
@@ -28,6 +30,91 @@ import (
 	"github.com/sbm-project/sbm/wire/client"
 )
 
+// realDevice is a provisioned, locked device running the real SBM, with
+// the test on its UART.
+type realDevice struct {
+	t         *testing.T
+	ctx       context.Context
+	c         *trust.Context
+	d         *vmcu.Device
+	prov      *programmer.Provisioned
+	recipient upk.Recipient
+	uartAddr  string
+	host      io.ReadWriteCloser
+	out       lockedBuffer
+}
+
+// newRealDevice provisions and locks a new device running fw.
+func newRealDevice(t *testing.T, fw vmcu.Firmware) *realDevice {
+	if testing.Short() {
+		t.Skip("provisioning and programming a 2.6 MB application through the SBM")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	t.Cleanup(cancel)
+	c, err := trust.Init(t.TempDir()+"/ctx", &trust.InitOptions{Suite: trust.SuiteP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := vmcu.LookupBoard("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &realDevice{t: t, ctx: ctx, c: c, d: vmcu.NewMemory(b, 42)}
+	v.host = v.d.UART().Pipe()
+	go io.Copy(&v.out, v.host)
+	addr, err := v.d.UART().ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.uartAddr = addr.String()
+	run := sim.StartDevice(ctx, v.d, fw)
+	t.Cleanup(func() { run.Stop() })
+
+	v.prov, err = programmer.Provision(ctx, c, v.d.DebugPort(), &programmer.ProvisionOptions{SBMImage: sbm.Descriptor()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, id, err := c.LoadDevice(hex.EncodeToString(v.prov.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.recipient = upk.Recipient{Kind: upk.Device, Key: id.KeyAgreement, DeviceID: id.ID}
+	return v
+}
+
+// pack packages wasm and issues a UPK for the device.
+func (v *realDevice) pack(wasm []byte, version string, counter uint32) (*image.Package, []byte) {
+	res, err := image.Create(v.c, &firmware.Image{Data: wasm, Format: firmware.FormatWasm},
+		&image.CreateOptions{Version: version, SecurityCounter: counter})
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	u, err := upk.Issue(v.c, res.Package.Manifest, &res.CEK, v.recipient, nil)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return res.Package, u
+}
+
+// program installs wasm over the UART as the programmer does.
+func (v *realDevice) program(wasm []byte, version string, counter uint32) {
+	p, u := v.pack(wasm, version, counter)
+	cl, err := client.Dial(v.ctx, "tcp:"+v.uartAddr)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := programmer.Program(v.ctx, cl, p, &programmer.ProgramOptions{UPK: u}); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
+func (v *realDevice) send(line string) {
+	if _, err := v.host.Write([]byte(line + "\n")); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
 // TestRealSBM runs the applications through the real SBM on a provisioned,
 // locked device (sim.FirmwareWithApps): the updater is programmed over the
 // UART, verified and launched with the SBM's services; its certificate
@@ -37,93 +124,26 @@ import (
 // staging and requests the update, and after the reset the SBM installs
 // it and the new application (hello 2.0.0) runs.
 func TestRealSBM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("provisioning, programming and an update of a 2.6 MB application")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	c, err := trust.Init(t.TempDir()+"/ctx", &trust.InitOptions{Suite: trust.SuiteP256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := vmcu.LookupBoard("default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := vmcu.NewMemory(b, 42)
-	var out lockedBuffer
-	host := d.UART().Pipe()
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := host.Read(buf)
-			out.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
-	addr, err := d.UART().ListenTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := sim.StartDevice(ctx, d, sim.FirmwareWithApps(nil, &apphost.Options{Cache: apphost.TestCache}))
-	defer run.Stop()
-
-	prov, err := programmer.Provision(ctx, c, d.DebugPort(), &programmer.ProvisionOptions{SBMImage: sbm.Descriptor()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, id, err := c.LoadDevice(hex.EncodeToString(prov.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recipient := upk.Recipient{Kind: upk.Device, Key: id.KeyAgreement, DeviceID: id.ID}
-	pack := func(wasm []byte, version string, counter uint32) (*image.Package, []byte) {
-		res, err := image.Create(c, &firmware.Image{Data: wasm, Format: firmware.FormatWasm},
-			&image.CreateOptions{Version: version, SecurityCounter: counter})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := upk.Issue(c, res.Package.Manifest, &res.CEK, recipient, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res.Package, u
-	}
-
+	v := newRealDevice(t, sim.FirmwareWithApps(nil, &apphost.Options{Cache: apphost.TestCache}))
+	out := &v.out
 	// First programming over the UART; the SBM resets and launches v1.
 	updater := apphost.BuiltApp("updater")
-	p1, u1 := pack(updater, "1.0.0", 1)
-	cl, err := client.Dial(ctx, "tcp:"+addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := programmer.Program(ctx, cl, p1, &programmer.ProgramOptions{UPK: u1}); err != nil {
-		t.Fatal(err)
-	}
-	cl.Close()
-	waitFor(t, &out, "ready")
+	v.program(updater, "1.0.0", 1)
+	waitFor(t, out, "ready")
 	for _, want := range []string{"application 1.0.0 on SBM", ", locked, security counter 1",
 		fmt.Sprintf("measurement %x", sha256.Sum256(updater)), "last update: none"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	send := func(line string) {
-		if _, err := host.Write([]byte(line + "\n")); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	send("chain")
-	waitFor(t, &out, "chain: verified against the trust anchors")
+	v.send("chain")
+	waitFor(t, out, "chain: verified against the trust anchors")
 
 	nonce := []byte("fresh nonce 0123")
-	send("attest " + hex.EncodeToString(nonce))
-	m := waitMatch(t, &out, regexp.MustCompile(`token ([0-9a-f]+)\n`))
+	v.send("attest " + hex.EncodeToString(nonce))
+	m := waitMatch(t, out, regexp.MustCompile(`token ([0-9a-f]+)\n`))
 	tok, _ := hex.DecodeString(m[1])
-	raw, err := hostcose.RawPublicKey(prov.Certificate.PublicKey)
+	raw, err := hostcose.RawPublicKey(v.prov.Certificate.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +157,7 @@ func TestRealSBM(t *testing.T) {
 
 	// The update: hello 2.0.0 downloaded from 127.0.0.1 into staging.
 	hello := apphost.BuiltApp("hello")
-	p2, u2 := pack(hello, "2.0.0", 2)
+	p2, u2 := v.pack(hello, "2.0.0", 2)
 	// The UPK travels in the container, as the update server would send it.
 	pkg, err := withUPK(p2, u2)
 	if err != nil {
@@ -145,9 +165,9 @@ func TestRealSBM(t *testing.T) {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(pkg) }))
 	defer srv.Close()
-	send("update " + srv.URL + "/v2.pkg")
-	waitFor(t, &out, "hello: application 2.0.0 on SBM")
-	waitFor(t, &out, fmt.Sprintf("hello: measurement %x", sha256.Sum256(hello)))
+	v.send("update " + srv.URL + "/v2.pkg")
+	waitFor(t, out, "hello: application 2.0.0 on SBM")
+	waitFor(t, out, fmt.Sprintf("hello: measurement %x", sha256.Sum256(hello)))
 }
 
 // withUPK returns the container of p carrying the device UPK u.
@@ -202,4 +222,54 @@ func printable(s string) string {
 		}
 		return -1
 	}, s)
+}
+
+// TestRealSBMHostile runs the hostile application on the real SBM and its
+// services: every bad call fails, and no byte of the flash outside the
+// staging slot changes while it runs (SBM, secure storage, primary slot).
+func TestRealSBMHostile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) }))
+	defer srv.Close()
+	type outcome struct {
+		err           error
+		before, after []byte
+	}
+	done := make(chan outcome, 1)
+	fw := vmcu.FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) {
+		sbm.Boot(hw, &sbm.Options{Launch: func(app *sbm.AppInfo) {
+			var o outcome
+			o.before = outsideStaging(hw.Flash)
+			o.err = apphost.Run(ctx, hw, app, &apphost.Options{Cache: apphost.TestCache, Args: []string{srv.URL}})
+			o.after = outsideStaging(hw.Flash)
+			done <- o
+		}})
+	})
+	v := newRealDevice(t, fw)
+	v.program(apphost.BuiltApp("hostile"), "1.0.0", 1)
+	var o outcome
+	select {
+	case o = <-done:
+	case <-v.ctx.Done():
+		t.Fatal("the hostile application did not finish")
+	}
+	if o.err != nil {
+		t.Fatalf("Run: %v", o.err)
+	}
+	waitFor(t, &v.out, "hostile: done")
+	i := strings.Index(v.out.String(), "bad ")
+	apphost.CheckHostileOutput(t, v.out.String()[i:], true)
+	if !bytes.Equal(o.before, o.after) {
+		t.Error("the flash outside the staging slot changed")
+	}
+}
+
+// outsideStaging reads the whole flash except the staging slot.
+func outsideStaging(f hal.Flash) []byte {
+	g := f.Geometry()
+	st, _ := g.Region(hal.RegionStaging)
+	b := make([]byte, g.Size)
+	if err := f.Read(0, b); err != nil {
+		panic(err)
+	}
+	return append(b[:st.Start:st.Start], b[st.End():]...)
 }
