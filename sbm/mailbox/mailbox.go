@@ -160,18 +160,8 @@ func EncodeRequest(dst []byte, r *Request) []byte {
 // DecodeRequest decodes a request body. Byte strings in r alias b.
 func DecodeRequest(b []byte) (Request, error) {
 	var r Request
-	d := cbor.NewDecoder(b)
-	n, err := d.MapHeader(16)
-	if err != nil {
-		return r, ErrMalformed
-	}
-	var seen uint32
-	for range n {
-		k, err := d.Uint()
-		if err != nil || k >= 32 || seen&(1<<k) != 0 {
-			return r, ErrMalformed
-		}
-		seen |= 1 << k
+	seen, err := cbor.DecodeMap(b, 16, func(k uint64, d *cbor.Decoder) (bool, error) {
+		var err error
 		switch k {
 		case 1:
 			var v uint64
@@ -215,13 +205,11 @@ func DecodeRequest(b []byte) (Request, error) {
 		case 12:
 			r.CAChain, err = d.Bytes()
 		default:
-			err = ErrMalformed
+			return false, nil
 		}
-		if err != nil {
-			return r, ErrMalformed
-		}
-	}
-	if d.Finish() != nil || seen&(1<<1) == 0 {
+		return true, err
+	})
+	if err != nil || seen&(1<<1) == 0 {
 		return r, ErrMalformed
 	}
 	const provisionKeys = 1<<1 | 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
@@ -265,18 +253,8 @@ func EncodeResponse(dst []byte, r *Response) []byte {
 // DecodeResponse decodes a response body. Byte strings in r alias b.
 func DecodeResponse(b []byte) (Response, error) {
 	var r Response
-	d := cbor.NewDecoder(b)
-	n, err := d.MapHeader(8)
-	if err != nil {
-		return r, ErrMalformed
-	}
-	var seen uint32
-	for range n {
-		k, err := d.Uint()
-		if err != nil || k >= 32 || seen&(1<<k) != 0 {
-			return r, ErrMalformed
-		}
-		seen |= 1 << k
+	seen, err := cbor.DecodeMap(b, 8, func(k uint64, d *cbor.Decoder) (bool, error) {
+		var err error
 		switch k {
 		case 1:
 			var v uint64
@@ -300,13 +278,11 @@ func DecodeResponse(b []byte) (Response, error) {
 		case 6:
 			r.KeyAgreement, err = d.Bytes()
 		default:
-			err = ErrMalformed
+			return false, nil
 		}
-		if err != nil {
-			return r, ErrMalformed
-		}
-	}
-	if d.Finish() != nil || seen&0b1110 != 0b1110 {
+		return true, err
+	})
+	if err != nil || seen&0b1110 != 0b1110 {
 		return r, ErrMalformed
 	}
 	return r, nil
