@@ -23,6 +23,9 @@ fi
 
 echo "== go vet"
 go vet ./...
+# The guest SDK and the example applications are built for the virtual
+# microcontroller's WebAssembly runtime.
+GOOS=wasip1 GOARCH=wasm go vet ./sdk/... ./examples/...
 
 echo "== go test"
 go test -count=1 -timeout 20m "$@" ./...
