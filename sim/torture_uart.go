@@ -41,6 +41,7 @@ func (r *rig) programUART(pkg []byte) error {
 	served := false
 	r.session = func(u hal.UART, t wire.Target, sys hal.System) bool {
 		served = true
+		drainRX(u)
 		ready <- struct{}{}
 		end, err := wire.NewSession(u, sys, t, wire.Config{Inactivity: 20 * time.Second}).Serve()
 		if err != nil {
@@ -83,4 +84,19 @@ func hostProgram(ctx context.Context, cl *client.Client, pkg []byte) error {
 		return err
 	}
 	return cl.Reset(ctx)
+}
+
+// drainRX discards what the UART received before this session: bytes an
+// earlier host sent before the power was cut. A real UART's receive FIFO
+// is empty at power-on; the simulator's keeps them (the host end of an
+// in-memory pipe may deliver them after the device is back), and a stale
+// frame's error reply can then answer the new host's HELLO (see
+// docs/power-cut.md).
+func drainRX(u hal.UART) {
+	var junk [512]byte
+	for {
+		if n, err := u.Read(junk[:], 0); n <= 0 || err != nil {
+			return
+		}
+	}
 }
