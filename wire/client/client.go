@@ -212,9 +212,17 @@ func (c *Client) Hello(ctx context.Context) (*Params, error) {
 			return nil, fmt.Errorf("wire/client: hello: %w", c.connErr(err))
 		}
 		deadline := time.Now().Add(timeout)
+		// An error answer with our sequence number may be stale (an answer
+		// to a request of an earlier session, left on the line): it only
+		// counts if no HELLO_REPLY with our nonce follows before the
+		// deadline.
+		var refused error
 		for {
 			f, err := c.await(ctx, seq, time.Until(deadline))
 			if errors.Is(err, ErrTimeout) {
+				if refused != nil {
+					return nil, fmt.Errorf("wire/client: hello: %w", refused)
+				}
 				break
 			}
 			if err != nil {
@@ -223,7 +231,7 @@ func (c *Client) Hello(ctx context.Context) (*Params, error) {
 			if f.Type == wire.TypeResult {
 				var r wire.Result
 				if err := r.DecodeCBOR(f.Body); err == nil && r.Err() != nil {
-					return nil, fmt.Errorf("wire/client: hello: %w", r.Err())
+					refused = r.Err()
 				}
 				continue
 			}

@@ -55,3 +55,58 @@ func TestHelloIgnoresStaleReplies(t *testing.T) {
 		t.Fatalf("client took the stale reply: %+v", p)
 	}
 }
+
+// TestHelloIgnoresStaleErrors: an error answer with the HELLO's sequence
+// number (left over from an earlier session's request) must not abort the
+// HELLO when the real reply follows; a device that only refuses is
+// reported.
+func TestHelloIgnoresStaleErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		answerOK bool
+	}{{"stale error then reply", true}, {"only a refusal", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			host, dev := net.Pipe()
+			defer dev.Close()
+			c := New(host)
+			defer c.Close()
+			c.SetTimeout(300 * time.Millisecond)
+			go func() {
+				var fr wire.FrameReader
+				buf := make([]byte, 256)
+				for {
+					n, err := dev.Read(buf)
+					if err != nil {
+						return
+					}
+					p := buf[:n]
+					for len(p) > 0 {
+						used, f, ok := fr.Push(p)
+						p = p[used:]
+						if !ok || f.Type != wire.TypeHello {
+							continue
+						}
+						var h wire.Hello
+						h.DecodeCBOR(f.Body)
+						refusal := wire.Result{Code: wire.CodeState, Detail: "hello first"}
+						out := wire.AppendFrame(nil, wire.TypeResult, f.Seq, refusal.AppendCBOR(nil))
+						if tc.answerOK {
+							r := wire.HelloReply{Version: 1, MaxData: 1024, Window: 4096, Inactivity: 1000, MaxFrame: 4134, Nonce: h.Nonce}
+							out = wire.AppendFrame(out, wire.TypeHelloReply, f.Seq, r.AppendCBOR(nil))
+						}
+						dev.Write(out)
+					}
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := c.Hello(ctx)
+			if tc.answerOK && err != nil {
+				t.Fatalf("a stale error aborted the HELLO: %v", err)
+			}
+			if !tc.answerOK && err == nil {
+				t.Fatal("a device that only refuses was accepted")
+			}
+		})
+	}
+}
