@@ -116,25 +116,13 @@ func (c *call) stagingRange(off, n uint32) bool {
 	return uint64(off)+uint64(n) <= uint64(c.h.svc.StagingSize())
 }
 
-func (c *call) stagingWrite() int32 {
-	off := c.u32(0)
-	p, ok := c.view(c.u32(1), c.u32(2))
-	if !ok {
-		return -CodeBadPointer
-	}
-	if c.h.svc == nil {
-		return -CodeUnavailable
-	}
-	if !c.stagingRange(off, uint32(len(p))) {
-		return -CodeBadArgument
-	}
-	if err := c.h.svc.StagingWrite(off, p); err != nil {
-		return -codeOf(err)
-	}
-	return 0
-}
+func (c *call) stagingWrite() int32 { return c.stagingIO(true) }
 
-func (c *call) stagingRead() int32 {
+func (c *call) stagingRead() int32 { return c.stagingIO(false) }
+
+// stagingIO serves staging_write and staging_read (off, ptr, len): the
+// module's buffer is checked, then the range against the staging slot.
+func (c *call) stagingIO(write bool) int32 {
 	off := c.u32(0)
 	p, ok := c.view(c.u32(1), c.u32(2))
 	if !ok {
@@ -146,7 +134,13 @@ func (c *call) stagingRead() int32 {
 	if !c.stagingRange(off, uint32(len(p))) {
 		return -CodeBadArgument
 	}
-	if err := c.h.svc.StagingRead(off, p); err != nil {
+	var err error
+	if write {
+		err = c.h.svc.StagingWrite(off, p)
+	} else {
+		err = c.h.svc.StagingRead(off, p)
+	}
+	if err != nil {
 		return -codeOf(err)
 	}
 	return 0
