@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/sbm"
@@ -182,5 +184,58 @@ func BenchmarkProgram(b *testing.B) {
 			b.ReportMetric(float64(n*len(data))/sendSecs/line, "line-fraction")
 			b.ReportMetric(float64(n*len(data))/totalSecs/line, "end-to-end-fraction")
 		})
+	}
+}
+
+// TestProvisionRefusesClone: a second chip claiming the ID of a device
+// that is in the production records (a clone) is refused before it is
+// touched: no root hash in its fuses, no certificate, no locks; the genuine
+// device's production record is kept and its attestation identity intact.
+func TestProvisionRefusesClone(t *testing.T) {
+	be := newBench(t, "small", true)
+	idHex := fmt.Sprintf("%x", be.prov.ID)
+	b, err := vmcu.LookupBoard("small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone := vmcu.NewMemory(b, 1) // the same seed: the same device ID
+	if clone.ID() != be.dev.ID() {
+		t.Fatal("test set-up: the clone has another ID")
+	}
+	run := sim.StartDevice(context.Background(), clone, sim.Firmware(nil))
+	defer run.Stop()
+	_, err = Provision(context.Background(), be.ctx, clone.DebugPort(), &ProvisionOptions{SBMImage: sbm.Descriptor()})
+	if !errors.Is(err, trust.ErrDeviceExists) {
+		t.Fatalf("provisioning a clone: err = %v, want trust.ErrDeviceExists", err)
+	}
+	want := "device " + idHex + ": a device with this ID was already certified (possible clone)"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if h, err := hal.ReadRootKeyHash(clone.Fuses()); err != nil || h != ([32]byte{}) {
+		t.Errorf("the clone's root key hash fuses were written: %x %v", h, err)
+	}
+	if clone.Locks() != 0 {
+		t.Errorf("the clone's locks = %#x, want none blown", clone.Locks())
+	}
+	rec, ident, err := be.ctx.LoadDevice(idHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ident.Certificate.Equal(be.prov.Certificate) || !rec.Locked {
+		t.Fatal("the genuine device's production record was replaced")
+	}
+}
+
+// TestProvisionRecordsSBMMeasurement: the production record holds the
+// SBM measurement the device reports (what attestation verifies).
+func TestProvisionRecordsSBMMeasurement(t *testing.T) {
+	be := newBench(t, "small", false)
+	m, err := sbm.Measurement(be.dev.Flash(hal.PrivSBM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := be.prov.Record.SBMMeasurement; got != fmt.Sprintf("%x", m) {
+		t.Fatalf("recorded SBM measurement %s, device's %x", got, m)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -93,12 +94,22 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 		return nil, fmt.Errorf("debug port: %w", err)
 	}
 	logf("device %x (board %s): debug port open", id, board.Name)
+	// A production record for this ID means a certificate was issued for
+	// it: this chip is a clone (or the ID is re-used). Refuse before
+	// touching it; SaveDevice's exclusive create settles a race.
+	if err := c.CheckNewDevice(id[:]); err != nil {
+		return nil, err
+	}
 
 	// 1. Install the SBM.
 	if err := installSBM(ctx, dp, board, opts.SBMImage); err != nil {
 		return nil, err
 	}
 	logf("installed the SBM (%d bytes, sha256 %x)", len(opts.SBMImage), sha256.Sum256(opts.SBMImage))
+	sbmMeasurement, err := measureSBM(ctx, dp, board)
+	if err != nil {
+		return nil, err
+	}
 
 	// 2. The root of trust: the root key hash into fuses.
 	rootRaw, err := hostcose.RawPublicKey(c.RootPublicKey())
@@ -169,7 +180,8 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 
 	// 5. Production record, then lock.
 	out := &Provisioned{ID: id[:], Certificate: cert, Locked: !opts.NoLock}
-	if out.Record, err = c.SaveDevice(cert, board.Name, !opts.NoLock, now()); err != nil {
+	meta := trust.DeviceRecord{Board: board.Name, Locked: !opts.NoLock, SBMMeasurement: hex.EncodeToString(sbmMeasurement[:]), Provisioned: now()}
+	if out.Record, err = c.SaveDevice(cert, meta); err != nil {
 		return nil, fmt.Errorf("production record: %w", err)
 	}
 	logf("recorded device %s in the production records", out.Record.ID)
@@ -227,6 +239,20 @@ func installSBM(ctx context.Context, dp DebugPort, b *vmcu.Board, image []byte) 
 		return fmt.Errorf("program SBM: %w", err)
 	}
 	return nil
+}
+
+// measureSBM returns the SHA-256 of the whole SBM region, the SBM
+// measurement the device's attestation tokens report (sbm.Measurement).
+func measureSBM(ctx context.Context, dp DebugPort, b *vmcu.Board) ([32]byte, error) {
+	r, ok := b.Geometry.Region(hal.RegionSBM)
+	if !ok {
+		return [32]byte{}, errors.New("board has no SBM region")
+	}
+	region, err := dp.Read(ctx, r.Start, int(r.Size))
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("read SBM region: %w", err)
+	}
+	return sha256.Sum256(region), nil
 }
 
 // exchange writes a request into the mailbox, resets the device and waits

@@ -78,14 +78,14 @@ func TestProductionRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SaveDevice(cert, "small", true, time.Now()); err != nil {
+	if _, err := c.SaveDevice(cert, DeviceRecord{Board: "small", Locked: true, SBMMeasurement: "5b", Provisioned: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	rec, ident, err := c.LoadDevice("ABCD")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.ID != "abcd" || !rec.Locked || !ident.KeyAgreement.Equal(ka.PublicKey()) {
+	if rec.ID != "abcd" || !rec.Locked || rec.SBMMeasurement != "5b" || !ident.KeyAgreement.Equal(ka.PublicKey()) {
 		t.Fatalf("record = %+v", rec)
 	}
 	if ids, _ := c.Devices(); len(ids) != 1 || ids[0] != "abcd" {

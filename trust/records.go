@@ -20,6 +20,12 @@ import (
 // production records.
 var ErrUnknownDevice = errors.New("device not in the production records")
 
+// ErrDeviceExists is returned by SaveDevice (and by provisioning, which
+// checks first) for a device ID that already has a production record: a
+// certificate was issued for that ID, so a second chip claiming it is a
+// clone or a re-used ID. A production record is never replaced.
+var ErrDeviceExists = errors.New("a device with this ID was already certified (possible clone)")
+
 const devicesDir = "devices"
 
 // DeviceRecord is a production record: the public data of a provisioned
@@ -35,30 +41,80 @@ type DeviceRecord struct {
 	Provisioned time.Time `json:"provisioned"`
 	// Locked reports whether the lock bits were blown at provisioning.
 	Locked bool `json:"locked"`
+	// SBMMeasurement is the SHA-256 of the device's SBM region as
+	// installed at provisioning (hex; what its attestation tokens report
+	// as the SBM measurement). Empty in records of older toolchains.
+	SBMMeasurement string `json:"sbm_measurement,omitempty"`
 }
 
-// SaveDevice adds or replaces a device's production record. The
-// certificate must be one this context issued.
-func (c *Context) SaveDevice(cert *x509.Certificate, board string, locked bool, now time.Time) (*DeviceRecord, error) {
+// SaveDevice adds the production record of the device certified by cert,
+// which must be one this context issued. The record's ID and Certificate
+// come from cert; its Board, Locked, SBMMeasurement and Provisioned (in
+// UTC, to the second) from meta.
+//
+// A production record is never replaced: if the device ID already has one,
+// SaveDevice returns an error wrapping ErrDeviceExists. The record file is
+// created exclusively, so of concurrent calls for one ID exactly one
+// succeeds.
+func (c *Context) SaveDevice(cert *x509.Certificate, meta DeviceRecord) (*DeviceRecord, error) {
 	id, err := c.VerifyDeviceCertificate(cert)
 	if err != nil {
 		return nil, err
 	}
 	rec := &DeviceRecord{
-		ID:          hex.EncodeToString(id.ID),
-		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
-		Board:       board,
-		Provisioned: now.UTC().Truncate(time.Second),
-		Locked:      locked,
+		ID:             hex.EncodeToString(id.ID),
+		Certificate:    string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
+		Board:          meta.Board,
+		Provisioned:    meta.Provisioned.UTC().Truncate(time.Second),
+		Locked:         meta.Locked,
+		SBMMeasurement: meta.SBMMeasurement,
 	}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return nil, err
 	}
+	if err := c.CheckNewDevice(id.ID); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(c.dir, devicesDir), 0o755); err != nil {
 		return nil, err
 	}
-	return rec, atomicfile.WriteFile(c.devicePath(rec.ID), append(b, '\n'), 0o644)
+	path := c.devicePath(rec.ID)
+	if err := atomicfile.Create(path, append(b, '\n'), 0o644); err != nil {
+		// The exclusive create is the final arbiter: a record that
+		// appeared since the check above (a concurrent provisioning of
+		// the same ID) makes it fail.
+		if _, serr := os.Lstat(path); serr == nil {
+			return nil, deviceExists(rec.ID)
+		}
+		return nil, err
+	}
+	return rec, nil
+}
+
+// CheckNewDevice returns an error wrapping ErrDeviceExists if device id
+// already has a production record, and nil if it has none. Provisioning
+// calls it before certifying a device, so that a clone of a certified
+// device is refused before it gets a certificate; SaveDevice's exclusive
+// create still decides between concurrent provisionings.
+func (c *Context) CheckNewDevice(id []byte) error {
+	idHex := hex.EncodeToString(id)
+	if len(id) == 0 {
+		return errors.New("empty device ID")
+	}
+	_, err := os.Lstat(c.devicePath(idHex))
+	switch {
+	case err == nil:
+		return deviceExists(idHex)
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	default:
+		return fmt.Errorf("production record %s: %w", idHex, err)
+	}
+}
+
+func deviceExists(idHex string) error {
+	return fmt.Errorf("device %s: %w; its production record is kept", idHex, ErrDeviceExists)
 }
 
 // LoadDevice returns the production record of a device by ID (hex) and the
