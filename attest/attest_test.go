@@ -245,6 +245,96 @@ func TestVectors(t *testing.T) {
 	}
 }
 
+// withUnprotected returns tok with its empty unprotected header (the 0xa0
+// after the protected header) replaced by hdr. The signature still
+// verifies: the unprotected header is not signed.
+func withUnprotected(t testing.TB, tok, hdr []byte) []byte {
+	t.Helper()
+	// tag 18, array of 4, protected bstr: 0x58 len or 0x40|len.
+	if len(tok) < 4 || tok[0] != 0xd2 || tok[1] != 0x84 || tok[2] != 0x58 {
+		t.Fatal("unexpected token prefix")
+	}
+	i := 4 + int(tok[3])
+	if tok[i] != 0xa0 {
+		t.Fatal("unprotected header is not the empty map")
+	}
+	out := append(bytes.Clone(tok[:i]), hdr...)
+	return append(out, tok[i+1:]...)
+}
+
+// TestNegativeVectors checks the refused tokens in testdata: each is a
+// vector token with one defect and must not decode or verify. go test
+// -update rewrites them from the vectors' tokens.
+func TestNegativeVectors(t *testing.T) {
+	ek, _ := testKeys(t)
+	good, err := Append(nil, sampleClaims(), ek, cose.AlgES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file string
+		tok  []byte
+	}{
+		// {4 (kid): h'00'} in the unprotected header.
+		{"vector-es256-unprotected-header.hex", withUnprotected(t, good, []byte{0xa1, 0x04, 0x41, 0x00})},
+	} {
+		path := filepath.Join("testdata", tc.file)
+		text := "public key: " + hex.EncodeToString(raw(t, ek)) + "\ntoken: " + hex.EncodeToString(tc.tok) + "\n"
+		if *update {
+			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(want) != text {
+			t.Errorf("%s: token differs from the vector:\n%s", tc.file, text)
+		}
+		if _, err := Decode(tc.tok); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Decode: %v, want ErrMalformed", tc.file, err)
+		}
+		if _, err := Verify(tc.tok, cose.AlgES256, raw(t, ek)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Verify: %v, want ErrMalformed", tc.file, err)
+		}
+	}
+}
+
+// TestUnprotectedHeader: a token whose unprotected header is not the empty
+// map is refused, whatever it holds.
+func TestUnprotectedHeader(t *testing.T) {
+	ek, edk := testKeys(t)
+	for _, tc := range []struct {
+		name   string
+		signer crypto.Signer
+		alg    int64
+		hdr    []byte
+	}{
+		{"kid", ek, cose.AlgES256, []byte{0xa1, 0x04, 0x41, 0x00}},
+		{"alg", ek, cose.AlgES256, []byte{0xa1, 0x01, 0x26}},
+		{"private label", edk, cose.AlgEdDSA, []byte{0xa1, 0x3a, 0x00, 0x01, 0x00, 0x00, 0xf6}},
+		{"text label", edk, cose.AlgEdDSA, []byte{0xa1, 0x61, 0x78, 0x00}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			good, err := Append(nil, sampleClaims(), tc.signer, tc.alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := withUnprotected(t, good, tc.hdr)
+			if _, err := Decode(bad); !errors.Is(err, ErrMalformed) {
+				t.Errorf("Decode: %v, want ErrMalformed", err)
+			}
+			if _, err := KeyID(bad); !errors.Is(err, ErrMalformed) {
+				t.Errorf("KeyID: %v, want ErrMalformed", err)
+			}
+			if _, err := Verify(bad, tc.alg, raw(t, tc.signer)); !errors.Is(err, ErrMalformed) {
+				t.Errorf("Verify: %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	ek, edk := testKeys(f)
 	for i, s := range []crypto.Signer{ek, edk} {
