@@ -33,6 +33,54 @@ type Board struct {
 	SectorRuns []SectorRun
 	// RAMSize is the RAM budget in bytes.
 	RAMSize uint32
+	// FlashLocation says whether the flash is on the MCU die or a separate
+	// chip, which decides whether a physical attacker can reach it (see
+	// Device.DumpFlash).
+	FlashLocation FlashLocation
+	// Endurance is the number of erase cycles a sector survives; the next
+	// erase wears it out (see Device.Wear). 0 means DefaultEndurance. Tests
+	// may set it on a copy of a board before creating a device, to reach it
+	// quickly.
+	Endurance uint32
+}
+
+// DefaultEndurance is the erase endurance of a board that does not set one:
+// 10,000 cycles per sector, the figure datasheets guarantee for the internal
+// flash of common microcontrollers (serial NOR chips usually promise
+// 100,000).
+const DefaultEndurance = 10000
+
+// EnduranceCycles returns the board's erase endurance per sector: Endurance,
+// or DefaultEndurance if it is 0.
+func (b *Board) EnduranceCycles() uint32 {
+	if b.Endurance == 0 {
+		return DefaultEndurance
+	}
+	return b.Endurance
+}
+
+// FlashLocation is where a board's flash is.
+type FlashLocation uint8
+
+// Flash locations.
+const (
+	// FlashInternal is flash on the MCU die: reachable from outside only
+	// through the MCU (its debug port), so the debug-lock fuse closes it.
+	FlashInternal FlashLocation = iota
+	// FlashExternal is a separate chip (serial NOR) wired to the MCU: a
+	// test clip on its pins reads and writes it whatever the MCU's fuses say.
+	FlashExternal
+)
+
+// String returns "internal" or "external", as in board files.
+func (l FlashLocation) String() string {
+	switch l {
+	case FlashInternal:
+		return "internal"
+	case FlashExternal:
+		return "external"
+	}
+	return fmt.Sprintf("FlashLocation(%d)", uint8(l))
 }
 
 // SectorRun is Count consecutive sectors of Size bytes.
@@ -47,6 +95,7 @@ const (
 	maxBoardFile   = 64 << 10
 	minSectorSize  = 256
 	maxSectorCount = 1 << 16
+	maxEndurance   = 1_000_000_000
 )
 
 // ErrBadBoard is wrapped by every board validation error.
@@ -132,6 +181,8 @@ type boardFile struct {
 	WriteSize   *size                  `toml:"write_size"`
 	Erased      *int64                 `toml:"erased"`
 	RAM         *size                  `toml:"ram"`
+	Flash       *string                `toml:"flash"`
+	Endurance   *int64                 `toml:"endurance"`
 	Sectors     []sectorRunFile        `toml:"sectors"`
 	Regions     map[string]*regionFile `toml:"regions"`
 }
@@ -247,6 +298,22 @@ func (f *boardFile) board() (*Board, error) {
 		return nil, bad("ram %d: want 1 KiB to %d bytes", *f.RAM, maxRAMSize)
 	}
 	b.RAMSize = uint32(*f.RAM)
+	if f.Flash != nil {
+		switch *f.Flash {
+		case "internal":
+			b.FlashLocation = FlashInternal
+		case "external":
+			b.FlashLocation = FlashExternal
+		default:
+			return nil, bad("flash %q: want \"internal\" or \"external\"", *f.Flash)
+		}
+	}
+	if f.Endurance != nil {
+		if *f.Endurance < 0 || *f.Endurance > maxEndurance {
+			return nil, bad("endurance %d: want 0 (the default, %d) to %d erase cycles", *f.Endurance, DefaultEndurance, maxEndurance)
+		}
+		b.Endurance = uint32(*f.Endurance)
+	}
 	if len(f.Sectors) == 0 {
 		return nil, bad("missing [[sectors]]")
 	}
@@ -321,6 +388,10 @@ func (b *Board) MarshalTOML() []byte {
 	fmt.Fprintf(&w, "write_size = %d\n", b.Geometry.WriteSize)
 	fmt.Fprintf(&w, "erased = 0x%02X\n", b.Geometry.Erased)
 	fmt.Fprintf(&w, "ram = %s\n", sizeString(b.RAMSize))
+	fmt.Fprintf(&w, "flash = %q\n", b.FlashLocation)
+	if b.Endurance != 0 {
+		fmt.Fprintf(&w, "endurance = %d\n", b.Endurance)
+	}
 	for _, r := range b.SectorRuns {
 		fmt.Fprintf(&w, "\n[[sectors]]\nsize = %s\ncount = %d\n", sizeString(r.Size), r.Count)
 	}

@@ -110,6 +110,11 @@ func TestParseBoardErrors(t *testing.T) {
 		{"region missing", `sbm = { start = 0, size = "8KiB" }`, ``, "missing region sbm"},
 		{"region empty", `sbm = { start = 0, size = "8KiB" }`, `sbm = { start = 0, size = 0 }`, "empty"},
 		{"region no size", `sbm = { start = 0, size = "8KiB" }`, `sbm = { start = 0 }`, "want start and size"},
+		{"flash location", `ram = "16KiB"`, "ram = \"16KiB\"\nflash = \"onboard\"", `flash "onboard": want "internal" or "external"`},
+		{"flash location type", `ram = "16KiB"`, "ram = \"16KiB\"\nflash = 1", "invalid board"},
+		{"endurance negative", `ram = "16KiB"`, "ram = \"16KiB\"\nendurance = -1", "endurance -1"},
+		{"endurance huge", `ram = "16KiB"`, "ram = \"16KiB\"\nendurance = 2000000000", "endurance 2000000000"},
+		{"endurance type", `ram = "16KiB"`, "ram = \"16KiB\"\nendurance = \"many\"", "invalid board"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

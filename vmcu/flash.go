@@ -26,7 +26,11 @@ func (d *Device) Counters() Counters {
 	return d.counters
 }
 
-// Wear returns the erase count of every sector (persisted).
+// Wear returns the erase count of every sector (persisted). A sector whose
+// count exceeds the board's endurance (Board.EnduranceCycles) is worn out:
+// the erase that took it past the endurance failed, and every later erase
+// or program of it fails, with an error wrapping hal.ErrFlashFailure. Reads
+// still work.
 func (d *Device) Wear() []uint32 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -115,6 +119,9 @@ func (d *Device) programFlash(priv hal.Privilege, addr uint32, p []byte) error {
 		if d.isBadLocked(g.Sectors[i].Start) {
 			return fmt.Errorf("program %#x+%d: %w: bad sector %#x", addr, len(p), hal.ErrFlashFailure, g.Sectors[i].Start)
 		}
+		if d.wornLocked(i) {
+			return d.wornErrLocked(fmt.Sprintf("program %#x+%d", addr, len(p)), i)
+		}
 		s = g.Sectors[i].End()
 	}
 	copy(dst, p)
@@ -142,7 +149,7 @@ func (d *Device) eraseFlash(priv hal.Privilege, addr uint32) error {
 	dst := d.flash[sec.Start:sec.End()]
 	cut, op := d.beginOpLocked(OpErase, addr, sec.Size)
 	if cut != nil {
-		if cut.Torn {
+		if cut.Torn && !d.wornLocked(i) {
 			tearErase(cut.rng(op.Seq), dst, g.Erased)
 			if err := d.wearLocked(i); err != nil {
 				return err
@@ -156,14 +163,44 @@ func (d *Device) eraseFlash(priv hal.Privilege, addr uint32) error {
 	if d.isBadLocked(sec.Start) {
 		return fmt.Errorf("erase %#x: %w: bad sector", addr, hal.ErrFlashFailure)
 	}
+	if err := d.eraseCycleLocked(fmt.Sprintf("erase %#x", addr), i); err != nil {
+		return err
+	}
 	for j := range dst {
 		dst[j] = g.Erased
 	}
 	d.counters.Erases++
+	return persist(d.flashF, dst, int64(addr))
+}
+
+// wornLocked reports whether sector i is worn out: it has been erased more
+// times than the board's endurance.
+func (d *Device) wornLocked(i int) bool {
+	return d.wear[i] > d.board.EnduranceCycles()
+}
+
+// eraseCycleLocked counts an erase of sector i in its wear and reports an
+// error if the sector is worn out or this erase wears it out. The erase
+// that goes past the endurance is counted (it is what wore the sector out,
+// and the count then marks the sector worn out for good); later ones are
+// not.
+func (d *Device) eraseCycleLocked(op string, i int) error {
+	if d.wornLocked(i) {
+		return d.wornErrLocked(op, i)
+	}
 	if err := d.wearLocked(i); err != nil {
 		return err
 	}
-	return persist(d.flashF, dst, int64(addr))
+	if d.wornLocked(i) {
+		return d.wornErrLocked(op, i)
+	}
+	return nil
+}
+
+// wornErrLocked is the error of an operation op on the worn-out sector i.
+func (d *Device) wornErrLocked(op string, i int) error {
+	return fmt.Errorf("%s: %w: sector %d (%#x) is worn out: erased %d times, endurance %d cycles",
+		op, hal.ErrFlashFailure, i, d.board.Geometry.Sectors[i].Start, d.wear[i], d.board.EnduranceCycles())
 }
 
 func (d *Device) wearLocked(i int) error {

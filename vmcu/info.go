@@ -41,6 +41,11 @@ type FlashInfo struct {
 	WriteSize uint32 `json:"write_size"`
 	Erased    byte   `json:"erased"`
 	Sectors   int    `json:"sectors"`
+	// Location is "internal" (on the MCU die) or "external" (a separate
+	// chip a physical attacker can clip onto).
+	Location string `json:"location"`
+	// Endurance is the erase cycles a sector survives.
+	Endurance uint32 `json:"endurance"`
 }
 
 // RegionInfo is one region of the memory map.
@@ -64,6 +69,9 @@ type WearInfo struct {
 	MaxErases   uint32 `json:"max_erases"`
 	// MaxSector is the start of the most erased sector.
 	MaxSector uint32 `json:"max_sector"`
+	// WornOut lists the start addresses of worn-out sectors (erased more
+	// times than the endurance).
+	WornOut []uint32 `json:"worn_out"`
 }
 
 // Inspect reads the public state of the device in dir. It does not need
@@ -79,11 +87,13 @@ func Inspect(dir string) (*Info, error) {
 		ID:          hex.EncodeToString(s.silicon.id[:]),
 		Board:       b.Name,
 		Description: b.Description,
-		Flash:       FlashInfo{Size: g.Size, WriteSize: g.WriteSize, Erased: g.Erased, Sectors: len(g.Sectors)},
-		RAMSize:     b.RAMSize,
-		Counters:    countersOf(&s.fuses),
-		BadSectors:  append([]uint32{}, s.state.BadSectors...),
-		PowerCut:    s.state.PowerCut,
+		Flash: FlashInfo{Size: g.Size, WriteSize: g.WriteSize, Erased: g.Erased, Sectors: len(g.Sectors),
+			Location: b.FlashLocation.String(), Endurance: b.EnduranceCycles()},
+		RAMSize:    b.RAMSize,
+		Counters:   countersOf(&s.fuses),
+		BadSectors: append([]uint32{}, s.state.BadSectors...),
+		Wear:       WearInfo{WornOut: []uint32{}},
+		PowerCut:   s.state.PowerCut,
 	}
 	for _, r := range g.Regions {
 		in.Regions = append(in.Regions, RegionInfo{Name: r.Kind.String(), Start: r.Start, Size: r.Size})
@@ -107,6 +117,9 @@ func Inspect(dir string) (*Info, error) {
 		in.Wear.TotalErases += uint64(n)
 		if n > in.Wear.MaxErases {
 			in.Wear.MaxErases, in.Wear.MaxSector = n, g.Sectors[i].Start
+		}
+		if n > b.EnduranceCycles() {
+			in.Wear.WornOut = append(in.Wear.WornOut, g.Sectors[i].Start)
 		}
 	}
 	in.Running, err = inUse(dir)
