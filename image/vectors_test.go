@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sbm-project/sbm/internal/firmware"
+	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/upk"
 )
@@ -68,7 +69,7 @@ func seeded(name string) *rand.ChaCha8 {
 }
 
 // vectorContext opens (creating with -update if missing) a fixed context.
-func vectorContext(t *testing.T, suite trust.Suite) *trust.Context {
+func vectorContext(t *testing.T, suite trust.Suite, files map[string][]byte) *trust.Context {
 	t.Helper()
 	dir := filepath.Join(vectorsDir, "context-"+string(suite))
 	if _, err := os.Stat(dir); os.IsNotExist(err) && *update {
@@ -82,7 +83,75 @@ func vectorContext(t *testing.T, suite trust.Suite) *trust.Context {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The key certificates are signed deterministically too: sign them
+	// again and compare (with -update, rewrite them and reopen).
+	kcs := vectorKeyCerts(t, c)
+	if *update {
+		changed := false
+		for name, b := range kcs {
+			if old, _ := os.ReadFile(filepath.Join(vectorsDir, name)); !bytes.Equal(old, b) {
+				if err := os.WriteFile(filepath.Join(vectorsDir, name), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				changed = true
+			}
+		}
+		if changed {
+			if c, err = trust.Open(dir, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, b := range kcs {
+		files[name] = b
+	}
 	return c
+}
+
+// vectorKeyCerts signs the key certificates of context c (spec §4) again
+// with its root key and returns them by file name.
+func vectorKeyCerts(t *testing.T, c *trust.Context) map[string][]byte {
+	t.Helper()
+	root, err := c.Signer(trust.RootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, kc := range []struct {
+		file string
+		role trust.KeyRole
+		n    uint
+	}{{"image-signing.keycert", trust.ImageSigningKey, 1}, {"update-authority.keycert", trust.UpdateAuthorityKey, 2}} {
+		signer, err := c.Signer(kc.role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := hostcose.RawPublicKey(signer.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		alg, err := hostcose.Algorithm(signer.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		vendor := c.VendorID()
+		payload, err := hostcose.Marshal(struct {
+			Role     uint   `cbor:"1,keyasint"`
+			Alg      int64  `cbor:"2,keyasint"`
+			Key      []byte `cbor:"3,keyasint"`
+			VendorID []byte `cbor:"4,keyasint"`
+			Issued   uint64 `cbor:"5,keyasint"`
+		}{kc.n, int64(alg), raw, vendor[:], uint64(vectorTime.Unix())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := hostcose.Sign1(root, hostcose.ContentTypeKeyCert, payload, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(c.Dir())+"/"+kc.file] = b
+	}
+	return out
 }
 
 // vectorKAKey loads (creating with -update if missing) a fixed
@@ -117,7 +186,7 @@ func buildVectors(t *testing.T) (map[string][]byte, []Vector) {
 	psum := sha256.Sum256(plain)
 	now := func() time.Time { return vectorTime }
 	for _, suite := range []trust.Suite{trust.SuiteP256, trust.SuiteEd25519} {
-		c := vectorContext(t, suite)
+		c := vectorContext(t, suite, files)
 		dev, devRel := vectorKAKey(t, suite, "device")
 		other, otherRel := vectorKAKey(t, suite, "other-device")
 		s := string(suite)

@@ -16,6 +16,10 @@ var (
 	ErrKey = errors.New("cose: invalid key for algorithm")
 	// ErrSignature means the signature does not verify.
 	ErrSignature = errors.New("cose: signature verification failed")
+	// ErrHighS means an ES256 signature whose s is above n/2, which the
+	// format refuses even if it verifies (it is always returned wrapped
+	// with ErrSignature).
+	ErrHighS = errors.New("cose: ES256 signature is not low-S")
 	// ErrNotFound means an unprotected header label is absent.
 	ErrNotFound = errors.New("cose: header label not present")
 )

@@ -14,7 +14,8 @@ import (
 // header (see AppendProtected); unprotected is the encoding of the
 // unprotected header map (empty means an empty map). For ES256 the signer's
 // public key must be a P-256 *ecdsa.PublicKey and its DER signature is
-// converted to r ‖ s; for EdDSA it must be an ed25519.PublicKey.
+// converted to r ‖ s and normalised to low-S (spec §2); for EdDSA it must be
+// an ed25519.PublicKey.
 func Sign(dst []byte, rand io.Reader, signer crypto.Signer, alg int64, protected, unprotected, payload []byte) ([]byte, error) {
 	var buf [sigBufSize]byte
 	tbs := AppendSigStructure(buf[:0], protected, payload)
@@ -34,6 +35,7 @@ func Sign(dst []byte, rand io.Reader, signer crypto.Signer, alg int64, protected
 		if !ok {
 			return nil, ErrSignature
 		}
+		NormalizeLowS(raw[:]) // spec §2: whatever the signer returned
 		sig = raw[:]
 	case AlgEdDSA:
 		if _, ok := signer.Public().(ed25519.PublicKey); !ok {

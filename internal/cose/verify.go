@@ -31,7 +31,10 @@ func (s *Sign1) Verify(alg int64, pub []byte) error {
 }
 
 // VerifySignature checks sig over the Sig_structure of protected and
-// payload with the raw public key pub under algorithm alg.
+// payload with the raw public key pub under algorithm alg. An ES256
+// signature must be low-S (s ≤ n/2, spec §2): the other signature of the
+// pair, which crypto/ecdsa would accept, is refused with ErrHighS (which
+// also matches ErrSignature).
 func VerifySignature(alg int64, pub, protected, payload, sig []byte) error {
 	var buf [sigBufSize]byte
 	switch alg {
@@ -45,6 +48,9 @@ func VerifySignature(alg int64, pub, protected, payload, sig []byte) error {
 		}
 		if len(sig) != SignatureSize {
 			return ErrSignature
+		}
+		if !IsLowS(sig) {
+			return wrap(ErrSignature, ErrHighS)
 		}
 		h := sha256.New()
 		h.Write(AppendSigStructure(buf[:0], protected, payload))

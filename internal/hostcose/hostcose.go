@@ -18,6 +18,7 @@ import (
 	"math/big"
 
 	"github.com/fxamacker/cbor/v2"
+	devcose "github.com/sbm-project/sbm/internal/cose"
 	"github.com/veraison/go-cose"
 )
 
@@ -87,7 +88,8 @@ func Algorithm(pub crypto.PublicKey) (cose.Algorithm, error) {
 
 // signer adapts a crypto.Signer to cose.Signer. ECDSA signatures are
 // requested with a nil random source, which software keys answer with
-// RFC 6979 deterministic signatures (HSMs ignore it).
+// RFC 6979 deterministic signatures (HSMs ignore it), and normalised to
+// low-S (s ≤ n/2, spec §2) after the crypto.Signer returns.
 type signer struct {
 	key crypto.Signer
 	alg cose.Algorithm
@@ -117,9 +119,19 @@ func (s *signer) Sign(_ io.Reader, content []byte) ([]byte, error) {
 	if rest, err := asn1.Unmarshal(der, &sig); err != nil || len(rest) != 0 {
 		return nil, errors.New("signer returned a malformed ECDSA signature")
 	}
+	if sig.R.Sign() <= 0 || sig.S.Sign() <= 0 || sig.R.BitLen() > 256 || sig.S.BitLen() > 256 {
+		return nil, errors.New("signer returned an out-of-range ECDSA signature")
+	}
 	out := make([]byte, 64)
 	sig.R.FillBytes(out[:32])
 	sig.S.FillBytes(out[32:])
+	// The format accepts only low-S signatures (spec §2). An HSM or any
+	// other crypto.Signer may return either of the pair, so normalise here,
+	// after the signer, not by trusting it.
+	devcose.NormalizeLowS(out)
+	if !devcose.IsLowS(out) {
+		return nil, errors.New("signer returned an out-of-range ECDSA signature")
+	}
 	return out, nil
 }
 
