@@ -154,8 +154,11 @@ func TestUPKRejects(t *testing.T) {
 				{"wrapped key 2 items", c.signUPK(um.set(9, arr(protRaw, unprotRaw))), []error{ErrMalformed}},
 				{"ephemeral missing", c.signUPK(um.set(9, wrapped(protRaw, cmap{}.enc(), ctRaw))), []error{ErrMalformed}},
 				{"ephemeral extra label", c.signUPK(um.set(9, wrapped(protRaw, cmap{{-1, extraLabel(t, unprotRaw)}}.enc(), ctRaw))), []error{ErrMalformed}},
-				{"recipient unprotected critical", c.signUPK(um.set(9, wrapped(protRaw, cmap{{-1, ephKey(t, unprotRaw)}, {5, u(0)}}.enc(), ctRaw))), []error{ErrUnknownCritical}},
-				{"recipient unprotected ext ignored", c.signUPK(um.set(9, wrapped(protRaw, cmap{{-1, ephKey(t, unprotRaw)}, {-5, u(0)}}.enc(), ctRaw))), nil},
+				{"recipient unprotected extra label", c.signUPK(um.set(9, wrapped(protRaw, cmap{{-1, ephKey(t, unprotRaw)}, {5, u(0)}}.enc(), ctRaw))), []error{ErrMalformed}},
+				{"recipient unprotected label -2", c.signUPK(um.set(9, wrapped(protRaw, cmap{{-2, ephKey(t, unprotRaw)}}.enc(), ctRaw))), []error{ErrMalformed}},
+				{"recipient unprotected text label", c.signUPK(um.set(9, wrapped(protRaw, append(cbor.AppendText(cbor.AppendMapHeader(nil, 1), "a"), ephKey(t, unprotRaw)...), ctRaw))), []error{ErrMalformed}},
+				{"recipient unprotected extra negative label", c.signUPK(um.set(9, wrapped(protRaw, cmap{{-1, ephKey(t, unprotRaw)}, {-5, u(0)}}.enc(), ctRaw))), []error{ErrMalformed}},
+				{"recipient unprotected duplicate -1", c.signUPK(um.set(9, wrapped(protRaw, append(cmap{{-1, ephKey(t, unprotRaw)}}, entry{-1, ephKey(t, unprotRaw)}).enc(), ctRaw))), []error{ErrMalformed}},
 			}
 			for _, tt := range tests {
 				_, err := VerifyUPK(c.anchors, tt.msg)

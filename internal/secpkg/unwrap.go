@@ -50,43 +50,22 @@ func decodeWrappedKey(d *cbor.Decoder, u *UPK) error {
 	return readFixed(d, u.wrappedKey[:])
 }
 
-// decodeEphemeralMap decodes the recipient's unprotected header
-// { -1: COSE_Key }: label -1 is required, other negative labels are
-// ignored and non-negative ones are critical (spec §1).
+// decodeEphemeralMap decodes the recipient's unprotected header, which is
+// exactly { -1: COSE_Key } (spec §7.2): no other label, of any sign, is
+// allowed in it.
 func decodeEphemeralMap(d *cbor.Decoder, u *UPK) error {
-	n, err := d.MapHeader(maxMapEntries)
+	n, err := d.MapHeader(1)
 	if err != nil {
 		return err
 	}
-	var seen cbor.KeySet
-	found := false
-	for i := 0; i < n; i++ {
-		start := d.Offset()
-		k, err := d.Int()
-		if err != nil {
-			return errNotInteger
-		}
-		if err := seen.Add(d.Since(start)); err != nil {
-			return errDuplicate
-		}
-		switch {
-		case k == -1:
-			if err := decodeCOSEKey(d, u); err != nil {
-				return err
-			}
-			found = true
-		case k >= 0:
-			return ErrUnknownCritical
-		default:
-			if err := d.Skip(); err != nil {
-				return err
-			}
-		}
+	if n != 1 {
+		return errSize
 	}
-	if !found {
-		return errMissing
+	k, err := d.Int()
+	if err != nil || k != -1 {
+		return errEphemeralLabel
 	}
-	return nil
+	return decodeCOSEKey(d, u)
 }
 
 // decodeCOSEKey decodes an ephemeral COSE_Key: exactly {1: 2, -1: 1, -2: x,
