@@ -15,6 +15,7 @@ package sbm
 import (
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/sbm-project/sbm/hal"
@@ -80,10 +81,14 @@ type machine struct {
 	anchors   secpkg.Anchors
 	anchorsOK bool
 
-	target  target
-	svc     services // the runtime services of the launched application
-	updated bool     // this boot installed a new application
-	scratch struct {
+	ret retained // update request and rejection, kept in RAM
+
+	fuse     uint32 // the anti-rollback fuse counter (fuseRead: read this boot)
+	fuseRead bool
+	target   target
+	svc      services // the runtime services of the launched application
+	updated  bool     // this boot installed a new application
+	scratch  struct {
 		mailbox  mailboxBuf
 		manifest [secpkg.MaxManifestSize]byte
 		upk      [secpkg.MaxUPKSize]byte
@@ -136,18 +141,26 @@ func (m *machine) run() {
 		m.version = m.opts.Version
 	}
 	m.log("sbm: SBM ", m.version, " on device ", hex.EncodeToString(m.hw.ID[:]))
-	if err := m.store.open(m.hw.Flash); err != nil {
+	if err := m.store.open(m.hw.Flash, m.hw.PUF); err != nil {
 		m.log("sbm: ", err.Error())
 		return
 	}
 	m.store.load(&m.st)
+	if i, f := m.store.refused(); f != faultNone {
+		m.log("sbm: secure storage: bank ", strconv.Itoa(i), " refused: ", f.String())
+	}
 	m.locks, _ = hal.ReadLocks(m.hw.Fuses)
 	m.target.m = m
+	m.readRetained()
 
 	m.serveMailbox()
+	m.syncFuses()
 	if m.st.pending.present {
 		m.resume()
-	} else if m.st.updateRequested {
+	} else if m.ret.updateRequested() {
+		m.ret.flags &^= flagUpdateReq
+		m.writeRetained()
+		m.st.updateRequested = true
 		m.update()
 	}
 	app, werr := m.verifyApp()
@@ -191,6 +204,9 @@ func (m *machine) verifyApp() (*AppInfo, *wire.Error) {
 	}
 	if !st.app.present {
 		return nil, wire.Errorf(wire.CodeNoApplication, "no application installed")
+	}
+	if werr := m.checkRollback(); werr != nil {
+		return nil, werr
 	}
 	r, ok := m.hw.Flash.Geometry().Region(hal.RegionPrimary)
 	if !ok || st.app.size > r.Size {
@@ -324,12 +340,12 @@ func (m *machine) deviceKeys() (*deviceKeys, *wire.Error) {
 	if !m.st.provisioned {
 		return nil, wire.Errorf(wire.CodeNotProvisioned, "not provisioned")
 	}
-	k, err := hal.RecoverPUFKey(m.hw.PUF, &m.st.helper)
-	if err != nil {
+	// Loading secure storage recovered the PUF key of its helper data.
+	if !m.store.keysFor(&m.st.helper) {
 		return nil, wire.Errorf(wire.CodeInternal, "puf key recovery failed")
 	}
-	keys, err := deriveKeys(m.st.suite, &k)
-	clear(k[:])
+	k, _ := m.store.key()
+	keys, err := deriveKeys(m.st.suite, k)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "key derivation failed")
 	}

@@ -239,7 +239,7 @@ func (v *dev) provision(classKey bool) {
 // state reads the public secure-storage state.
 func (v *dev) state() *State {
 	v.t.Helper()
-	s, err := ReadState(v.d.Flash(hal.PrivSBM))
+	s, err := ReadState(v.d.Flash(hal.PrivSBM), v.d.PUF())
 	if err != nil {
 		v.t.Fatal(err)
 	}

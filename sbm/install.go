@@ -73,8 +73,15 @@ func (m *machine) checkPackage(r io.ReaderAt, size uint32, v *verified) *wire.Er
 	if err := c.CheckPayload(man); err != nil {
 		return wire.Errorf(wire.CodeFormat, errText(err))
 	}
-	if man.SecurityCounter < st.counter {
-		return wire.Errorf(wire.CodeDowngrade, "security counter below the stored one")
+	floor, werr := m.counterFloor()
+	if werr != nil {
+		return werr
+	}
+	if man.SecurityCounter < floor {
+		return wire.Errorf(wire.CodeDowngrade, "security counter below the device's")
+	}
+	if man.SecurityCounter > hal.CounterMax {
+		return wire.Errorf(wire.CodeTooLarge, "security counter beyond the fuse counter's range")
 	}
 	if pr, ok := m.hw.Flash.Geometry().Region(hal.RegionPrimary); !ok || man.PayloadSize > pr.Size {
 		return wire.Errorf(wire.CodeTooLarge, "application larger than the primary slot")
@@ -95,8 +102,8 @@ func (m *machine) checkPackage(r io.ReaderAt, size uint32, v *verified) *wire.Er
 	if u.NotAfter < st.timeFloor {
 		return wire.Errorf(wire.CodeExpired, "upk expired")
 	}
-	if st.replayed(u.ID) {
-		return wire.Errorf(wire.CodeReplay, "upk already used")
+	if st.replayed(u.ID, u.Issued) {
+		return wire.Errorf(wire.CodeReplay, "upk already used or older than the last one")
 	}
 	var ka secpkg.KeyAgreement = keys.ka
 	if u.Kind == secpkg.RecipientClass {
@@ -194,13 +201,16 @@ func (m *machine) install(v *verified) *wire.Error {
 	st.updateRequested = false
 	st.setLastUpdate(0, "installed "+man.Version)
 	st.counter = max(st.counter, man.SecurityCounter)
-	st.remember(u.ID)
+	st.remember(u.ID, u.Issued)
 	st.timeFloor = max(st.timeFloor, u.Issued, man.Created)
 	st.setError(0, "")
 	st.pending = pendingInstall{}
 	if m.commit() != nil {
 		return wire.Errorf(wire.CodeFlash, "secure storage write failed")
 	}
+	m.ret.flags &^= flagRejected // the committed result is now the newest
+	m.writeRetained()
+	m.syncFuses()
 	m.log("sbm: installed application ", man.Version, " (sha256 ", shortHash(man.PayloadDigest[:]), ")")
 	return nil
 }

@@ -226,7 +226,7 @@ func TestClassUPK(t *testing.T) {
 func (v *dev) exchangeKA(t *testing.T) []byte {
 	var st state
 	var s storage
-	s.open(v.d.Flash(hal.PrivSBM))
+	s.open(v.d.Flash(hal.PrivSBM), v.d.PUF())
 	s.load(&st)
 	k, err := hal.RecoverPUFKey(v.d.PUF(), &st.helper)
 	if err != nil {

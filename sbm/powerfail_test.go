@@ -74,7 +74,7 @@ func TestPowerFailStorageCommit(t *testing.T) {
 	}
 	check := func(d *vmcu.Device, cut vmcu.PowerCut) error {
 		w := v.on(d)
-		st, err := ReadState(d.Flash(hal.PrivSBM))
+		st, err := ReadState(d.Flash(hal.PrivSBM), d.PUF())
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func TestPowerFailStorageCommit(t *testing.T) {
 			if err := provision(d); err != nil {
 				return err
 			}
-			if st, _ := ReadState(d.Flash(hal.PrivSBM)); st.Lifecycle != wire.LifecycleProvisioned {
+			if st, _ := ReadState(d.Flash(hal.PrivSBM), d.PUF()); st.Lifecycle != wire.LifecycleProvisioned {
 				return errors.New("retry did not provision")
 			}
 		}
@@ -117,7 +117,7 @@ func TestPowerFailStorageCommit(t *testing.T) {
 		return err
 	}
 	check = func(d *vmcu.Device, cut vmcu.PowerCut) error {
-		st, err := ReadState(d.Flash(hal.PrivSBM))
+		st, err := ReadState(d.Flash(hal.PrivSBM), d.PUF())
 		if err != nil {
 			return err
 		}
@@ -132,7 +132,7 @@ func TestPowerFailStorageCommit(t *testing.T) {
 			if err := install(d); err != nil {
 				return err
 			}
-			if st, _ := ReadState(d.Flash(hal.PrivSBM)); !bytes.Equal(st.Certificate, v.cert.Raw) {
+			if st, _ := ReadState(d.Flash(hal.PrivSBM), d.PUF()); !bytes.Equal(st.Certificate, v.cert.Raw) {
 				return errors.New("retry did not store the certificate")
 			}
 		}
@@ -205,7 +205,7 @@ func TestPowerFailInstall(t *testing.T) {
 	}
 	resumed := 0
 	check := func(d *vmcu.Device, cut vmcu.PowerCut) error {
-		st0, err := ReadState(d.Flash(hal.PrivSBM))
+		st0, err := ReadState(d.Flash(hal.PrivSBM), d.PUF())
 		if err != nil {
 			return err
 		}
@@ -237,7 +237,7 @@ func TestPowerFailInstall(t *testing.T) {
 		if !bytes.Equal(primary[:len(want.data)], want.data) || bytes.Equal(primary[:len(other.data)], other.data) {
 			return errors.New("primary slot is not exactly the launched application")
 		}
-		st, _ := ReadState(d.Flash(hal.PrivSBM))
+		st, _ := ReadState(d.Flash(hal.PrivSBM), d.PUF())
 		wantCounter := uint32(1)
 		if authenticated {
 			wantCounter = 2

@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"math/big"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/sbm/mailbox"
@@ -124,12 +131,36 @@ func TestCSR(t *testing.T) {
 			default:
 				t.Fatalf("key %T", k)
 			}
+			// The extensionRequest asks for exactly the subjectAltName URIs
+			// of the device certificate: the device ID and the
+			// key-agreement key of the response, under the CSR's signature.
+			wantURIs := []string{"urn:sbm:device:" + hexs(id[:]), kaURI(c.Suite(), resp.KeyAgreement)}
+			if len(csr.URIs) != 2 || csr.URIs[0].String() != wantURIs[0] || csr.URIs[1].String() != wantURIs[1] {
+				t.Errorf("URIs %v, want %v", csr.URIs, wantURIs)
+			}
+			if len(csr.Extensions) != 1 || !csr.Extensions[0].Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 17}) || csr.Extensions[0].Critical {
+				t.Errorf("requested extensions %+v, want one non-critical subjectAltName", csr.Extensions)
+			}
+			req, err := c.ParseDeviceRequest(resp.CSR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(req.ID, id[:]) || !bytes.Equal(req.KeyAgreement.Bytes(), resp.KeyAgreement) {
+				t.Errorf("the CSR binds %x %x", req.ID, req.KeyAgreement.Bytes())
+			}
 			// A flipped bit in the signed part breaks the signature.
 			bad := bytes.Clone(resp.CSR)
 			i := bytes.Index(bad, []byte("SBM device"))
 			bad[i] ^= 1
 			if csr2, err := x509.ParseCertificateRequest(bad); err == nil && csr2.CheckSignature() == nil {
 				t.Error("tampered CSR verifies")
+			}
+			// So does one in the key-agreement URI.
+			bad = bytes.Clone(resp.CSR)
+			i = bytes.Index(bad, []byte("urn:sbm:ka:"))
+			bad[i+len("urn:sbm:ka:")+8] ^= 1
+			if csr2, err := x509.ParseCertificateRequest(bad); err == nil && csr2.CheckSignature() == nil {
+				t.Error("CSR with a tampered key-agreement URI verifies")
 			}
 		})
 	}
@@ -144,7 +175,7 @@ func TestKeysStableAndUnique(t *testing.T) {
 	keysOf := func(v *dev) *deviceKeys {
 		var st state
 		var s storage
-		s.open(v.d.Flash(hal.PrivSBM))
+		s.open(v.d.Flash(hal.PrivSBM), v.d.PUF())
 		s.load(&st)
 		k, err := hal.RecoverPUFKey(v.d.PUF(), &st.helper)
 		if err != nil {
@@ -243,5 +274,111 @@ func TestProvisionRejects(t *testing.T) {
 	}
 	if v.state().Certificate != nil {
 		t.Error("foreign certificate stored")
+	}
+}
+
+// kaURI returns the key-agreement URI of a device certificate for the raw
+// key-agreement public key ka (docs/spec/package.md §11).
+func kaURI(s trust.Suite, ka []byte) string {
+	curve := "p256"
+	if s == trust.SuiteEd25519 {
+		curve = "x25519"
+	}
+	return "urn:sbm:ka:" + curve + ":" + base64.RawURLEncoding.EncodeToString(ka)
+}
+
+// issueRaw issues a device-certificate-like certificate from c's device CA
+// for the public key pub, with the given subjectAltName URIs, bypassing
+// the checks of trust.IssueDeviceCertificate (a device CA that went wrong).
+func issueRaw(t *testing.T, c *trust.Context, pub any, uris ...string) []byte {
+	t.Helper()
+	ca, err := c.Signer(trust.DeviceCAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42),
+		Subject:      pkix.Name{CommonName: "SBM device"},
+		NotBefore:    fixedNow.Add(-time.Hour),
+		NotAfter:     fixedNow.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	for _, s := range uris {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, u)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.DeviceCACertificate(), pub, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// TestInstallCertificateNames: OpInstallCertificate refuses a certificate
+// for the device's identity key that does not name exactly the device's own
+// ID and key-agreement key (a key substituted on the provisioning link),
+// and stores nothing.
+func TestInstallCertificateNames(t *testing.T) {
+	for _, c := range []*trust.Context{ctxA, ctxE} {
+		t.Run(string(c.Suite()), func(t *testing.T) {
+			v := newDev(t, c, 8)
+			v.programRootHash(c)
+			resp := v.exchange(provisionRequest(t, c, false))
+			if resp.Code != 0 {
+				t.Fatal(resp.Detail)
+			}
+			csr, err := parseCSR(resp.CSR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idKey := csr.PublicKey
+			otherKey, _ := c.Suite().GenerateSigningKey()
+			attackerKA, _ := c.Suite().GenerateKeyAgreementKey()
+			id := v.d.ID()
+			dev := "urn:sbm:device:" + hexs(id[:])
+			ka := kaURI(c.Suite(), resp.KeyAgreement)
+			otherCurve := kaURI(trust.SuiteEd25519, resp.KeyAgreement)
+			if c.Suite() == trust.SuiteEd25519 {
+				otherCurve = kaURI(trust.SuiteP256, resp.KeyAgreement)
+			}
+			bad := kaURI(c.Suite(), attackerKA.PublicKey().Bytes())
+			before := v.region(hal.RegionSecure)
+			for _, tc := range []struct {
+				name string
+				cert []byte
+				code wire.Code
+			}{
+				{"another key-agreement key", issueRaw(t, c, idKey, dev, bad), wire.CodeNotRecipient},
+				{"another device ID", issueRaw(t, c, idKey, "urn:sbm:device:00112233445566778899aabbccddeeff", ka), wire.CodeNotRecipient},
+				{"no key-agreement key", issueRaw(t, c, idKey, dev), wire.CodeNotRecipient},
+				{"no device ID", issueRaw(t, c, idKey, ka), wire.CodeNotRecipient},
+				{"no subjectAltName", issueRaw(t, c, idKey), wire.CodeNotRecipient},
+				{"its own and another key-agreement key", issueRaw(t, c, idKey, dev, ka, bad), wire.CodeNotRecipient},
+				{"its key under the other curve's name", issueRaw(t, c, idKey, dev, otherCurve), wire.CodeNotRecipient},
+				{"another identity key", issueRaw(t, c, otherKey.Public(), dev, ka), wire.CodeNotRecipient},
+				{"not a certificate, but holding the identity key", append([]byte{0x30, 0x41}, mustRaw(t, idKey)...), wire.CodeMalformed},
+			} {
+				r := v.exchange(&mailbox.Request{Op: mailbox.OpInstallCertificate, Certificate: tc.cert})
+				if r.Code != uint8(tc.code) {
+					t.Errorf("%s: code %d (%s), want %d", tc.name, r.Code, r.Detail, tc.code)
+				}
+				if v.state().Certificate != nil || !bytes.Equal(v.region(hal.RegionSecure), before) {
+					t.Fatalf("%s: certificate stored", tc.name)
+				}
+			}
+			// The certificate naming exactly its own ID and key is
+			// installed, with other URIs beside them.
+			good := issueRaw(t, c, idKey, "urn:example:asset:7", dev, ka)
+			if r := v.exchange(&mailbox.Request{Op: mailbox.OpInstallCertificate, Certificate: good}); r.Code != 0 {
+				t.Fatalf("own certificate: code %d (%s)", r.Code, r.Detail)
+			}
+			if !bytes.Equal(v.state().Certificate, good) {
+				t.Fatal("own certificate not stored")
+			}
+		})
 	}
 }

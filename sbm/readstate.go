@@ -72,12 +72,15 @@ func (s *State) LifecycleWithLocks(locks uint32) uint8 {
 
 // ReadState reads the newest valid secure-storage record through f (which
 // must be allowed to read the secure region: SBM privilege or the debug
-// port of an unlocked device) and returns its public part. A blank or
-// unreadable storage gives the blank state; an error is returned only when
-// the flash has no usable secure region.
-func ReadState(f hal.Flash) (*State, error) {
+// port of an unlocked device) and returns its public part. With the
+// device's PUF p, records are authenticated exactly as the SBM does (a
+// forged or foreign record is skipped); with a nil p they are only checked
+// for integrity, which a host tool may use to show what is there. A blank
+// or unreadable storage gives the blank state; an error is returned only
+// when the flash has no usable secure region.
+func ReadState(f hal.Flash, p hal.PUF) (*State, error) {
 	var s storage
-	if err := s.open(f); err != nil {
+	if err := s.open(f, p); err != nil {
 		return nil, err
 	}
 	var st state

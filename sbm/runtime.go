@@ -54,10 +54,17 @@ func (s *services) BootInfo() BootInfo {
 		DeviceID: m.hw.ID, SBMVersion: m.version, Lifecycle: m.lifecycle(),
 		SecurityCounter: m.st.counter, UpdatedThisBoot: m.updated,
 	}
+	if f, werr := m.counterFloor(); werr == nil {
+		bi.SecurityCounter = f
+	}
 	if s.app != nil {
 		bi.AppVersion = s.app.Version
 	}
-	if m.st.hasLastUpdate {
+	switch {
+	case m.ret.rejected(): // newer than the committed result
+		bi.LastUpdate = uint8(m.ret.code)
+		bi.LastUpdateDetail = m.ret.detailText()
+	case m.st.hasLastUpdate:
 		bi.LastUpdate = uint8(m.st.lastUpdate)
 		bi.LastUpdateDetail = m.st.lastUpdateText()
 	}
@@ -168,7 +175,7 @@ func (s *services) Attest(dst, nonce []byte) ([]byte, error) {
 	return tok, nil
 }
 
-// RequestUpdate records the update request and resets.
+// RequestUpdate records the update request in RAM and resets.
 func (s *services) RequestUpdate() error {
 	m := s.m
 	if werr := s.flush(); werr != nil {
@@ -184,10 +191,10 @@ func (s *services) RequestUpdate() error {
 	if werr := s.eraseScheduled(0, 1); werr != nil {
 		return werr
 	}
-	m.st.updateRequested = true
-	if m.commit() != nil {
-		return wire.Errorf(wire.CodeFlash, "secure storage write failed")
-	}
+	// The request is kept in RAM, which survives the reset: no flash is
+	// written unless the staged package turns out genuine.
+	m.ret.flags |= flagUpdateReq
+	m.writeRetained()
 	m.log("sbm: update requested; resetting")
 	m.hw.System.Reset()
 	return wire.Errorf(wire.CodeInternal, "reset failed")

@@ -1,6 +1,7 @@
 package sbm
 
 import (
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 
@@ -14,8 +15,10 @@ const (
 	// MaxCertificateSize is the largest device certificate (DER) the SBM
 	// stores.
 	MaxCertificateSize = 1024
-	// ReplayEntries is how many accepted UPK IDs the SBM remembers; the
-	// oldest is forgotten when the list is full.
+	// ReplayEntries is how many UPK IDs issued in the same second as the
+	// newest accepted UPK the SBM remembers (the replay floor's list); a
+	// UPK issued earlier is refused by the floor itself, so no ID is ever
+	// forgotten (docs/sbm.md, "Replay").
 	ReplayEntries = 32
 	// MaxVersionSize is the largest application version string (spec §5).
 	MaxVersionSize = 64
@@ -72,7 +75,10 @@ type state struct {
 	counter       uint32 // stored anti-rollback counter
 	timeFloor     uint64 // epoch seconds: no trusted time is earlier
 	app           appEntry
-	replay        [ReplayEntries][16]byte // oldest first
+	// replayFloor is the issued time of the newest accepted UPK; replay
+	// lists the IDs accepted with exactly that issued time.
+	replayFloor   uint64
+	replay        [ReplayEntries][16]byte
 	replayLen     uint8
 	lastError     wire.Code
 	lastDetail    [maxDetail]byte
@@ -114,24 +120,37 @@ func (s *state) setError(code wire.Code, detail string) {
 	s.lastDetailLen = uint8(copy(s.lastDetail[:], detail))
 }
 
-// replayed reports whether id was accepted before.
-func (s *state) replayed(id [16]byte) bool {
+// replayed reports whether a UPK with this ID and issued time may have
+// been accepted before: it was issued before the newest accepted UPK, or in
+// the same second and its ID is listed, or in the same second with the
+// list full (refused rather than forgotten).
+func (s *state) replayed(id [16]byte, issued uint64) bool {
+	if issued != s.replayFloor {
+		return issued < s.replayFloor
+	}
 	for i := range int(s.replayLen) {
 		if s.replay[i] == id {
 			return true
 		}
 	}
-	return false
+	return int(s.replayLen) == ReplayEntries
 }
 
-// remember adds id to the replay list, forgetting the oldest if full.
-func (s *state) remember(id [16]byte) {
-	if s.replayed(id) {
+// remember records an accepted UPK: a later issued time raises the floor
+// and starts a new list; the same issued time adds the ID to the list.
+// The caller has checked replayed.
+func (s *state) remember(id [16]byte, issued uint64) {
+	if issued > s.replayFloor {
+		s.replayFloor = issued
+		s.replayLen = 0
+	}
+	if issued < s.replayFloor || int(s.replayLen) == ReplayEntries {
 		return
 	}
-	if int(s.replayLen) == ReplayEntries {
-		copy(s.replay[:], s.replay[1:])
-		s.replayLen--
+	for i := range int(s.replayLen) {
+		if s.replay[i] == id {
+			return
+		}
 	}
 	s.replay[s.replayLen] = id
 	s.replayLen++
@@ -152,19 +171,21 @@ const (
 	tagCounter     = 11 // u32
 	tagTimeFloor   = 12 // u64
 	tagApp         = 13 // size u32, digest 32, manifest digest 32, counter u32, version
-	tagReplay      = 14 // n × 16-byte UPK IDs, oldest first
+	tagReplay      = 14 // n × 16-byte UPK IDs accepted with issued == replay floor
 	tagLastError   = 15 // code u8, detail
 	tagPending     = 16 // size u32, manifest digest 32, UPK ID 16
 	tagUpdateReq   = 17 // empty: an update of the staged package was requested
 	tagLastUpdate  = 18 // code u8, detail: result of the last update
 	tagCAChain     = 19 // device CA chain, length-prefixed DER certificates
 	tagAppSigner   = 20 // 32-byte key ID of the installed application's signer
+	tagReplayFloor = 21 // u64: issued time of the newest accepted UPK
 )
 
 var errRecord = errors.New("sbm: invalid secure-storage record")
 
-// encode appends the TLV body of s to dst.
-func (s *state) encode(dst []byte) []byte {
+// encode appends the TLV body of s to dst. The secret fields (the class
+// key) are encrypted with pad, the record's one-time pad (storage.pad).
+func (s *state) encode(dst []byte, pad *[32]byte) []byte {
 	tlv := func(tag byte, parts ...[]byte) {
 		n := 0
 		for _, p := range parts {
@@ -186,8 +207,10 @@ func (s *state) encode(dst []byte) []byte {
 		tlv(tagClassID, s.classID[:])
 		tlv(tagImageCert, s.imageCert())
 		tlv(tagUpdateCert, s.updateCert())
-		if s.hasClassKey {
-			tlv(tagClassKey, s.classKey[:])
+		if s.hasClassKey && pad != nil {
+			var ct [32]byte
+			subtle.XORBytes(ct[:], s.classKey[:], pad[:])
+			tlv(tagClassKey, ct[:])
 		}
 		tlv(tagHelper, s.helper[:])
 	}
@@ -209,6 +232,10 @@ func (s *state) encode(dst []byte) []byte {
 		if a.hasSigner {
 			tlv(tagAppSigner, a.signer[:])
 		}
+	}
+	if s.replayFloor > 0 {
+		binary.LittleEndian.PutUint64(u64[:], s.replayFloor)
+		tlv(tagReplayFloor, u64[:])
 	}
 	if s.replayLen > 0 {
 		dst = append(dst, tagReplay)
@@ -233,8 +260,10 @@ func (s *state) encode(dst []byte) []byte {
 	return dst
 }
 
-// decode sets s from a TLV body. Unknown tags are ignored.
-func (s *state) decode(b []byte) error {
+// decode sets s from a TLV body, decrypting the secret fields with pad
+// (nil: they are left out, as in a host tool's view). Unknown tags are
+// ignored.
+func (s *state) decode(b []byte, pad *[32]byte) error {
 	*s = state{}
 	for len(b) > 0 {
 		if len(b) < 3 {
@@ -274,7 +303,9 @@ func (s *state) decode(b []byte) error {
 		case tagClassKey:
 			ok = n == 32
 			s.hasClassKey = ok
-			copy(s.classKey[:], v)
+			if ok && pad != nil {
+				subtle.XORBytes(s.classKey[:], v, pad[:])
+			}
 		case tagHelper:
 			ok = n == len(s.helper)
 			copy(s.helper[:], v)
@@ -338,6 +369,11 @@ func (s *state) decode(b []byte) error {
 		case tagCAChain:
 			ok = n <= len(s.caChain)
 			s.caChainLen = uint16(copy(s.caChain[:], v))
+		case tagReplayFloor:
+			ok = n == 8
+			if ok {
+				s.replayFloor = binary.LittleEndian.Uint64(v)
+			}
 		case tagAppSigner:
 			ok = n == 32
 			s.app.hasSigner = ok
@@ -371,7 +407,7 @@ func (s *state) maxBodySize() int {
 	n += tl + int(s.certLen) + tl + int(s.caChainLen)
 	n += tl + 4 + tl + 8                    // counter, time floor
 	n += tl + 72 + MaxVersionSize + tl + 32 // table entry and signer
-	n += tl + 16*ReplayEntries              // replay list
+	n += tl + 16*ReplayEntries + tl + 8     // replay list and floor
 	n += 2 * (tl + 1 + maxDetail)           // last error, last update
 	n += tl + 52 + tl                       // pending marker, update request
 	return n

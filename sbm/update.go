@@ -14,8 +14,9 @@ import (
 // chunk and the plaintext digest — before the primary slot is touched.
 // Then the install engine of the UART path takes over: install-pending
 // marker, primary written, one final commit that also clears the request
-// and records the result. A rejection clears the request, records why
-// (last update result and last error) and leaves the old application.
+// and records the result. A rejection clears the request, records why in
+// the retained RAM record (BootInfo's last update result) and leaves the
+// old application; it commits nothing.
 func (m *machine) update() {
 	m.log("sbm: update requested: authenticating the staged package")
 	var v verified
@@ -24,11 +25,12 @@ func (m *machine) update() {
 		werr = m.authenticate(&v)
 	}
 	if werr != nil {
+		// Recorded in RAM only: a rejection writes no flash, so an
+		// application looping on requests wears nothing (docs/sbm.md).
 		m.log("sbm: update rejected: ", werr.Error())
 		m.st.updateRequested = false
-		m.st.setLastUpdate(werr.Code, werr.Detail)
-		m.st.setError(werr.Code, werr.Detail)
-		m.commit()
+		m.setRejected(werr)
+		m.writeRetained()
 		return
 	}
 	if m.install(&v) == nil {

@@ -3,6 +3,7 @@ package sbm
 import (
 	"bytes"
 	"crypto/sha256"
+	"strings"
 	"testing"
 
 	"github.com/sbm-project/sbm/hal"
@@ -26,16 +27,21 @@ func stage(t *testing.T, s Services, pkg []byte) {
 }
 
 // requestUpdate stages pkg, requests the update (the device resets) and
-// boots again: the SBM applies the request.
+// boots again: the SBM applies the request. The request itself writes no
+// secure storage (it is kept in RAM across the reset).
 func (v *dev) requestUpdate(t *testing.T, pkg []byte) {
 	t.Helper()
+	seq := v.state().Seq
 	v.run(func(s Services) {
 		stage(t, s, pkg)
 		err := s.RequestUpdate()
 		t.Fatalf("RequestUpdate returned: %v", err)
 	})
-	if !v.state().UpdateRequested {
-		t.Fatal("request not recorded")
+	if !strings.Contains(v.log.String(), "sbm: update requested; resetting") {
+		t.Fatal("request not made")
+	}
+	if st := v.state(); st.Seq != seq || st.UpdateRequested {
+		t.Fatalf("the request committed secure storage (seq %d -> %d)", seq, st.Seq)
 	}
 	v.boot(true, false)
 }
@@ -66,8 +72,8 @@ func TestUpdate(t *testing.T) {
 }
 
 // TestUpdateRejects: every bad staged package is refused after the reset,
-// the reason is reported through BootInfo (and the last error), and 1.0.0
-// runs byte-identical with the table and counter unchanged.
+// the reason is reported through BootInfo, 1.0.0 runs byte-identical, and
+// secure storage is not written at all (no wear from a rejection).
 func TestUpdateRejects(t *testing.T) {
 	v, rel1, pkg1 := withV1Pkg(t, ctxA, 41)
 	other, _ := withV1(t, ctxA, 42)
@@ -118,9 +124,12 @@ func TestUpdateRejects(t *testing.T) {
 				t.Fatal("primary slot changed")
 			}
 			st := w.state()
-			if st.UpdateRequested || st.InstallPending || st.LastError != tc.code || st.SecurityCounter != st0.SecurityCounter ||
+			if st.Seq != st0.Seq || st.UpdateRequested || st.InstallPending || st.SecurityCounter != st0.SecurityCounter ||
 				*st.App != *st0.App || st.ReplayIDs != st0.ReplayIDs || st.TimeFloor != st0.TimeFloor {
 				t.Fatalf("state %+v", st)
+			}
+			if !bytes.Equal(w.region(hal.RegionSecure), v.region(hal.RegionSecure)) {
+				t.Fatal("secure storage written by a rejected update")
 			}
 			// The next boot runs 1.0.0 without trying again.
 			w.expectBoot(rel1)

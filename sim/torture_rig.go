@@ -103,7 +103,7 @@ func (r *rig) bootToApp(warm, recovery bool) error {
 }
 
 // state reads the SBM's public state of the device.
-func (r *rig) state() (*sbm.State, error) { return sbm.ReadState(r.d.Flash(hal.PrivSBM)) }
+func (r *rig) state() (*sbm.State, error) { return sbm.ReadState(r.d.Flash(hal.PrivSBM), r.d.PUF()) }
 
 // primary reads the first n bytes of the primary slot.
 func (r *rig) primary(n int) ([]byte, error) {
