@@ -55,14 +55,57 @@ type ReleaseRef struct {
 	ManifestDigest string `json:"manifest_digest"`
 }
 
-// Verify checks an attestation token against context c, the way "sbm
+// ErrUnlocked is returned (wrapped) for a token whose device reports a
+// lifecycle other than locked: its debug port is open, so its keys and
+// firmware are not protected. Options.AllowUnlocked accepts it.
+var ErrUnlocked = errors.New("device is not locked")
+
+// ErrUnknownSBM is returned (wrapped) for a token whose SBM measurement is
+// not known: neither the expected one nor the one recorded in the device's
+// production record at provisioning. Options.AllowUnknownSBM accepts it.
+var ErrUnknownSBM = errors.New("unknown sbm measurement")
+
+// Options configures Check. The zero value is the strict policy.
+type Options struct {
+	// Nonce is the challenge sent to the device (required).
+	Nonce []byte
+	// SBMMeasurement, if not nil, is the expected SBM measurement; a token
+	// with another one is refused, even with AllowUnknownSBM. If nil, the
+	// SBM measurement must equal the one in the device's production
+	// record.
+	SBMMeasurement []byte
+	// AppMeasurement, if not nil, is an application measurement accepted
+	// even if it is no release of the context.
+	AppMeasurement []byte
+	// AllowUnlocked accepts a device whose lifecycle is not locked.
+	AllowUnlocked bool
+	// AllowUnknownSBM accepts an SBM measurement that is not known (the
+	// production record holds none, or another one).
+	AllowUnknownSBM bool
+}
+
+// Verify is Check with the strict policy: it checks an attestation token
+// against context c with the given nonce, expected SBM measurement wantSBM
+// (nil: the production record's) and extra accepted application
+// measurement wantApp (nil: none).
+func Verify(c *trust.Context, tok, nonce, wantSBM, wantApp []byte) (*Result, error) {
+	return Check(c, tok, &Options{Nonce: nonce, SBMMeasurement: wantSBM, AppMeasurement: wantApp})
+}
+
+// Check checks an attestation token against context c, the way "sbm
 // attest verify" does: the device named by the token's UEID must be in the
 // production records with a certificate of c's device CA; the signature
-// must verify with that certificate's key; the nonce must equal nonce; the
-// SBM measurement must equal wantSBM if it is not nil; the application
-// measurement must be a release of c (version and counter agreeing) or
-// equal wantApp.
-func Verify(c *trust.Context, tok, nonce, wantSBM, wantApp []byte) (*Result, error) {
+// must verify with that certificate's key; the nonce must equal
+// opts.Nonce; the device must report the locked lifecycle (unless
+// opts.AllowUnlocked); the SBM measurement must equal
+// opts.SBMMeasurement if it is not nil, else the one recorded at
+// provisioning (unless opts.AllowUnknownSBM); the application measurement
+// must be a release of c (version and counter agreeing) or equal
+// opts.AppMeasurement.
+func Check(c *trust.Context, tok []byte, opts *Options) (*Result, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
 	claims, err := attest.Decode(tok)
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
@@ -83,7 +126,7 @@ func Verify(c *trust.Context, tok, nonce, wantSBM, wantApp []byte) (*Result, err
 	if claims, err = attest.Verify(tok, alg, raw); err != nil {
 		return nil, fmt.Errorf("token of device %s: %w", id, err)
 	}
-	if !bytes.Equal(claims.Nonce, nonce) {
+	if !bytes.Equal(claims.Nonce, opts.Nonce) {
 		return nil, errors.New("nonce mismatch: the token does not answer this challenge (replayed?)")
 	}
 	res := &Result{
@@ -91,8 +134,20 @@ func Verify(c *trust.Context, tok, nonce, wantSBM, wantApp []byte) (*Result, err
 		Nonce: hex.EncodeToString(claims.Nonce), BootSeed: hex.EncodeToString(claims.BootSeed),
 		SBM: Component{Measurement: hex.EncodeToString(claims.SBM.Measurement[:]), Version: claims.SBM.Version},
 	}
-	if wantSBM != nil && !bytes.Equal(wantSBM, claims.SBM.Measurement[:]) {
-		return nil, fmt.Errorf("sbm measurement %x differs from the expected %x", claims.SBM.Measurement, wantSBM)
+	if claims.Lifecycle != attest.LifecycleLocked && !opts.AllowUnlocked {
+		return nil, fmt.Errorf("device %s: %w: lifecycle %s, its debug port is open (--allow-unlocked accepts it)", id, ErrUnlocked, res.Lifecycle)
+	}
+	got := claims.SBM.Measurement[:]
+	switch {
+	case opts.SBMMeasurement != nil:
+		if !bytes.Equal(opts.SBMMeasurement, got) {
+			return nil, fmt.Errorf("sbm measurement %x differs from the expected %x", got, opts.SBMMeasurement)
+		}
+	case opts.AllowUnknownSBM:
+	case rec.SBMMeasurement == "":
+		return nil, fmt.Errorf("device %s: %w %x: its production record holds no sbm measurement (--sbm-measurement gives the expected one, --allow-unknown-sbm accepts any)", id, ErrUnknownSBM, got)
+	case rec.SBMMeasurement != hex.EncodeToString(got):
+		return nil, fmt.Errorf("device %s: %w %x: provisioning recorded %s (--allow-unknown-sbm accepts it)", id, ErrUnknownSBM, got, rec.SBMMeasurement)
 	}
 	if !claims.HasApp {
 		return nil, errors.New("the token reports no application")
@@ -116,7 +171,7 @@ func Verify(c *trust.Context, tok, nonce, wantSBM, wantApp []byte) (*Result, err
 			return nil, fmt.Errorf("application %s: version or security counter differs from release %s", app.Version, rel.Version)
 		}
 		cj.Release = &ReleaseRef{Version: rel.Version, ManifestDigest: rel.ManifestDigest}
-	case wantApp != nil && bytes.Equal(wantApp, app.Measurement[:]):
+	case opts.AppMeasurement != nil && bytes.Equal(opts.AppMeasurement, app.Measurement[:]):
 	default:
 		return nil, fmt.Errorf("application measurement %x (version %s) is no known release of the context", app.Measurement, app.Version)
 	}

@@ -48,7 +48,7 @@ func parseHexFlag(name, s string, min, max int) ([]byte, error) {
 
 func newAttestVerifyCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, nonceHex, sbmHex, expectHex string
-	var asJSON bool
+	var asJSON, allowUnlocked, allowUnknownSBM bool
 	cmd := &cobra.Command{
 		Use:   "verify --context DIR --nonce HEX TOKEN_FILE",
 		Short: "Verify a device's attestation token against the production records and releases",
@@ -59,11 +59,15 @@ docs/spec/attestation.md) and print its claims:
     records, with a certificate issued by the context's device CA;
   - the token's signature must verify with that certificate's public key;
   - the token's nonce must equal --nonce (the challenge the verifier sent);
+  - the device must report the locked lifecycle (debug port locked);
+    --allow-unlocked also accepts a provisioned, unlocked device;
+  - the SBM measurement must equal --sbm-measurement if given (see
+    "sbm device info"), else the one recorded in the device's production
+    record at provisioning; --allow-unknown-sbm accepts an SBM measurement
+    that is not known (never one that differs from --sbm-measurement);
   - the application measurement must be a known release of the context
     (its releases/ index, written by "sbm image create"), or equal
-    --expect-sha256;
-  - the SBM measurement must equal --sbm-measurement, if given (see
-    "sbm device info").
+    --expect-sha256.
 
 Exit status 1 with the reason if any check fails.`,
 		Args: exactArgs(1),
@@ -94,7 +98,10 @@ Exit status 1 with the reason if any check fails.`,
 			if err != nil {
 				return err
 			}
-			res, err := verifier.Verify(c, tok, nonce, wantSBM, wantApp)
+			res, err := verifier.Check(c, tok, &verifier.Options{
+				Nonce: nonce, SBMMeasurement: wantSBM, AppMeasurement: wantApp,
+				AllowUnlocked: allowUnlocked, AllowUnknownSBM: allowUnknownSBM,
+			})
 			if err != nil {
 				return err
 			}
@@ -112,6 +119,8 @@ Exit status 1 with the reason if any check fails.`,
 	f.StringVar(&nonceHex, "nonce", "", "the challenge sent to the device, `HEX` (8 to 64 bytes)")
 	f.StringVar(&sbmHex, "sbm-measurement", "", "expected SBM measurement, SHA-256 `HEX`")
 	f.StringVar(&expectHex, "expect-sha256", "", "accept this application measurement (`HEX`) even if it is no release of the context")
+	f.BoolVar(&allowUnlocked, "allow-unlocked", false, "accept a device that is not locked (its debug port is open)")
+	f.BoolVar(&allowUnknownSBM, "allow-unknown-sbm", false, "accept an SBM measurement that is not the one recorded at provisioning")
 	f.BoolVar(&asJSON, "json", false, "print the verified claims as JSON")
 	return cmd
 }
