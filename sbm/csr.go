@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"io"
 
@@ -15,10 +16,40 @@ import (
 // <id hex>".
 func commonName(id []byte) string { return "SBM device " + hex.EncodeToString(id) }
 
+// The device's subject-alternative-name URIs, as the device CA writes them
+// into device certificates (docs/spec/package.md §11):
+//
+//	urn:sbm:device:<device ID, lowercase hex>
+//	urn:sbm:ka:<p256|x25519>:<raw key-agreement public key, base64url without padding>
+const (
+	uriDevicePrefix = "urn:sbm:device:"
+	uriKAPrefix     = "urn:sbm:ka:"
+)
+
+// deviceURIs returns the device-ID and key-agreement URIs of the device id
+// with keys k.
+func deviceURIs(k *deviceKeys, id []byte) (dev, ka []byte) {
+	dev = hex.AppendEncode(append(make([]byte, 0, len(uriDevicePrefix)+2*len(id)), uriDevicePrefix...), id)
+	pub := k.ka.PublicKey().Bytes()
+	curve := "p256:"
+	if k.suite == secpkg.SuiteEd25519 {
+		curve = "x25519:"
+	}
+	ka = make([]byte, 0, len(uriKAPrefix)+len(curve)+base64.RawURLEncoding.EncodedLen(len(pub)))
+	ka = base64.RawURLEncoding.AppendEncode(append(append(ka, uriKAPrefix...), curve...), pub)
+	return dev, ka
+}
+
 // buildCSR returns a PKCS#10 certification request (RFC 2986), DER, for
-// the identity key k, with subject CN commonName(id) and no attributes,
-// signed with ecdsa-with-SHA256 (P-256) or Ed25519. rng supplies the ECDSA
-// signature randomness.
+// the identity key k, with subject CN commonName(id), signed with
+// ecdsa-with-SHA256 (P-256) or Ed25519. rng supplies the ECDSA signature
+// randomness.
+//
+// Its one attribute is a PKCS#9 extensionRequest for the subjectAltName the
+// device certificate will carry: the device-ID and key-agreement URIs
+// (deviceURIs). The identity key's signature thereby binds the
+// key-agreement key to the device, so that the device CA can refuse a
+// key-agreement key substituted on the provisioning link.
 func buildCSR(k *deviceKeys, id []byte, rng io.Reader) ([]byte, error) {
 	var buf [256]byte
 	// Name ::= SEQUENCE OF SET OF AttributeTypeAndValue
@@ -36,9 +67,20 @@ func buildCSR(k *deviceKeys, id []byte, rng io.Reader) ([]byte, error) {
 		sigAlg = derTLV(nil, derSequence, derTLV(nil, derOID, oidECDSAWithSHA))
 	}
 	spki := derTLV(nil, derSequence, alg, derBits(nil, k.identity))
+
+	// attributes [0] IMPLICIT SET OF Attribute, with one Attribute:
+	// extensionRequest, whose value is Extensions ::= SEQUENCE OF Extension
+	// holding one non-critical subjectAltName extension: GeneralNames with
+	// two uniformResourceIdentifier names.
+	dev, ka := deviceURIs(k, id)
+	san := derTLV(nil, derSequence, derTLV(nil, derURI, dev), derTLV(nil, derURI, ka))
+	ext := derTLV(nil, derSequence, derTLV(nil, derOID, oidSubjectAlt), derTLV(nil, derOctetString, san))
+	attr := derTLV(nil, derSequence,
+		derTLV(nil, derOID, oidExtensionRequest),
+		derTLV(nil, derSet, derTLV(nil, derSequence, ext)))
 	info := derTLV(nil, derSequence,
 		derSmallInt(nil, 0), name, spki,
-		[]byte{derContext0, 0}) // attributes [0] IMPLICIT SET OF: empty
+		derTLV(nil, derContext0, attr))
 
 	var sig []byte
 	var err error

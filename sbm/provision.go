@@ -3,9 +3,11 @@ package sbm
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 
 	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/internal/secpkg"
+	"github.com/sbm-project/sbm/internal/x509lite"
 	"github.com/sbm-project/sbm/sbm/mailbox"
 	"github.com/sbm-project/sbm/wire"
 )
@@ -144,7 +146,9 @@ func (m *machine) provision(req *mailbox.Request, resp *mailbox.Response) *wire.
 }
 
 // installCertificate performs OpInstallCertificate: the certificate must
-// carry this device's identity public key; the optional CA chain must be a
+// parse, have this device's identity public key as its subject key and name
+// exactly this device's ID and key-agreement key in its subjectAltName
+// URIs (certNamesDevice); the optional CA chain must be a
 // well-formed chain of at most MaxChainCerts-1 certificates. Together they
 // must leave room in a secure-storage record for every later commit.
 func (m *machine) installCertificate(der, caChain []byte) *wire.Error {
@@ -159,8 +163,24 @@ func (m *machine) installCertificate(der, caChain []byte) *wire.Error {
 	if werr != nil {
 		return werr
 	}
-	if !bytes.Contains(der, keys.identity) {
+	var cert x509lite.Certificate
+	if err := x509lite.Parse(der, &cert); err != nil {
+		code := wire.CodeMalformed
+		if errors.Is(err, x509lite.ErrUnsupportedAlgorithm) || errors.Is(err, x509lite.ErrCriticalExtension) {
+			code = wire.CodeUnsupported
+		}
+		return wire.Errorf(code, "certificate: "+errText(err))
+	}
+	alg := x509lite.ECDSAP256
+	if keys.suite == secpkg.SuiteEd25519 {
+		alg = x509lite.Ed25519
+	}
+	if cert.KeyAlgorithm != alg || !bytes.Equal(cert.PublicKey, keys.identity) {
 		return wire.Errorf(wire.CodeNotRecipient, "certificate is not for this device's identity key")
+	}
+	dev, ka := deviceURIs(keys, m.hw.ID[:])
+	if !certNamesDevice(cert.TBS, dev, ka) {
+		return wire.Errorf(wire.CodeNotRecipient, "certificate does not name this device's id and key-agreement key")
 	}
 	if len(caChain) > MaxCAChainSize {
 		return wire.Errorf(wire.CodeTooLarge, "ca chain too large")
@@ -191,4 +211,76 @@ func (m *machine) installCertificate(der, caChain []byte) *wire.Error {
 	}
 	m.log("sbm: device certificate installed")
 	return nil
+}
+
+// certNamesDevice reports whether the TBSCertificate tbs, already checked by
+// x509lite.Parse, has exactly one subjectAltName extension and whether its
+// URIs are exactly one device-ID URI, equal to dev, and exactly one
+// key-agreement URI, equal to ka (other URIs and other kinds of names are
+// ignored, as by the host's trust.ParseDeviceIdentity).
+func certNamesDevice(tbs, dev, ka []byte) bool {
+	tag, body, _, ok := derNext(tbs)
+	if !ok || tag != derSequence {
+		return false
+	}
+	// The only element tagged [3] in a TBSCertificate is the extensions.
+	var exts []byte
+	for len(body) > 0 {
+		var c []byte
+		if tag, c, body, ok = derNext(body); !ok {
+			return false
+		}
+		if tag == derContext3 {
+			exts = c
+		}
+	}
+	tag, list, _, ok := derNext(exts)
+	if !ok || tag != derSequence {
+		return false
+	}
+	sans, devs, kas := 0, 0, 0
+	for len(list) > 0 {
+		var e, oid, v, names []byte
+		if tag, e, list, ok = derNext(list); !ok || tag != derSequence {
+			return false
+		}
+		if tag, oid, e, ok = derNext(e); !ok || tag != derOID {
+			return false
+		}
+		if !bytes.Equal(oid, oidSubjectAlt) {
+			continue
+		}
+		sans++
+		if tag, v, e, ok = derNext(e); ok && tag == derBoolean {
+			tag, v, _, ok = derNext(e) // critical: then the value
+		}
+		if !ok || tag != derOctetString {
+			return false
+		}
+		if tag, names, _, ok = derNext(v); !ok || tag != derSequence {
+			return false
+		}
+		for len(names) > 0 {
+			var n []byte
+			if tag, n, names, ok = derNext(names); !ok {
+				return false
+			}
+			if tag != derURI {
+				continue
+			}
+			switch {
+			case bytes.HasPrefix(n, []byte(uriDevicePrefix)):
+				devs++
+				if !bytes.Equal(n, dev) {
+					return false
+				}
+			case bytes.HasPrefix(n, []byte(uriKAPrefix)):
+				kas++
+				if !bytes.Equal(n, ka) {
+					return false
+				}
+			}
+		}
+	}
+	return sans == 1 && devs == 1 && kas == 1
 }

@@ -366,6 +366,9 @@ func TestInstallCertificateNames(t *testing.T) {
 				if r.Code != uint8(tc.code) {
 					t.Errorf("%s: code %d (%s), want %d", tc.name, r.Code, r.Detail, tc.code)
 				}
+				if tc.code == wire.CodeNotRecipient && !strings.Contains(r.Detail, "this device's") {
+					t.Errorf("%s: detail %q", tc.name, r.Detail)
+				}
 				if v.state().Certificate != nil || !bytes.Equal(v.region(hal.RegionSecure), before) {
 					t.Fatalf("%s: certificate stored", tc.name)
 				}
