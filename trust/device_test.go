@@ -2,11 +2,15 @@ package trust
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,5 +105,108 @@ func TestProductionRecords(t *testing.T) {
 	os.Rename(c.devicePath("abcd"), c.devicePath("abce"))
 	if _, _, err := c.LoadDevice("abce"); err == nil {
 		t.Fatal("mismatched record accepted")
+	}
+}
+
+// TestDeviceRequest checks the binding of the device ID and key-agreement
+// key in a device CSR: ParseDeviceRequest requires it, and
+// IssueDeviceCertificate refuses an ID or key other than the signed ones.
+func TestDeviceRequest(t *testing.T) {
+	for _, suite := range []Suite{SuiteP256, SuiteEd25519} {
+		t.Run(string(suite), func(t *testing.T) {
+			c, err := Init(filepath.Join(t.TempDir(), "ctx"), &InitOptions{Suite: suite})
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := SuiteEd25519
+			if suite == SuiteEd25519 {
+				other = SuiteP256
+			}
+			idKey, _ := suite.GenerateSigningKey()
+			ka, _ := suite.GenerateKeyAgreementKey()
+			ka2, _ := suite.GenerateKeyAgreementKey()
+			otherKA, _ := other.GenerateKeyAgreementKey()
+			id := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+			kaURI := func(k *ecdh.PublicKey) string {
+				return uriKAPrefix + kaCurveName(k.Curve()) + ":" + base64.RawURLEncoding.EncodeToString(k.Bytes())
+			}
+			devURI := uriDevicePrefix + hex.EncodeToString(id)
+			makeCSR := func(tmpl *x509.CertificateRequest, uris ...string) []byte {
+				for _, s := range uris {
+					u, err := url.Parse(s)
+					if err != nil {
+						t.Fatal(err)
+					}
+					tmpl.URIs = append(tmpl.URIs, u)
+				}
+				der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, idKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return der
+			}
+			good := makeCSR(&x509.CertificateRequest{}, devURI, kaURI(ka.PublicKey()))
+
+			// Parsing: only a CSR binding exactly one ID and one key of the
+			// suite is accepted.
+			for _, tc := range []struct {
+				name string
+				der  []byte
+				want error
+			}{
+				{"bound", good, nil},
+				{"no subjectAltName", makeCSR(&x509.CertificateRequest{}), ErrUnboundCSR},
+				{"no key-agreement URI", makeCSR(&x509.CertificateRequest{}, devURI), ErrUnboundCSR},
+				{"no device URI", makeCSR(&x509.CertificateRequest{}, kaURI(ka.PublicKey())), ErrUnboundCSR},
+				{"two key-agreement URIs", makeCSR(&x509.CertificateRequest{}, kaURI(ka.PublicKey()), kaURI(ka2.PublicKey())), ErrUnboundCSR},
+				{"extra URI", makeCSR(&x509.CertificateRequest{}, devURI, kaURI(ka.PublicKey()), "urn:x:y"), ErrUnboundCSR},
+				{"extra DNS name", makeCSR(&x509.CertificateRequest{DNSNames: []string{"evil.example"}}, devURI, kaURI(ka.PublicKey())), ErrUnboundCSR},
+				{"key of the other suite", makeCSR(&x509.CertificateRequest{}, devURI, kaURI(otherKA.PublicKey())), ErrUnboundCSR},
+			} {
+				r, err := c.ParseDeviceRequest(tc.der)
+				if tc.want == nil {
+					if err != nil || !bytes.Equal(r.ID, id) || !r.KeyAgreement.Equal(ka.PublicKey()) {
+						t.Errorf("%s: %v %+v", tc.name, err, r)
+					}
+				} else if !errors.Is(err, tc.want) {
+					t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+				}
+			}
+			// A broken signature is refused.
+			bad := bytes.Clone(good)
+			bad[len(bad)-1] ^= 1
+			if _, err := c.ParseDeviceRequest(bad); err == nil {
+				t.Error("CSR with a broken signature accepted")
+			}
+
+			// Issuing: the signed ID and key, and only those.
+			r, err := c.ParseDeviceRequest(good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name string
+				id   []byte
+				ka   *ecdh.PublicKey
+				want error
+			}{
+				{"signed ID and key", id, ka.PublicKey(), nil},
+				{"another key-agreement key", id, ka2.PublicKey(), ErrKeyAgreementMismatch},
+				{"another device ID", []byte{9, 9}, ka.PublicKey(), ErrDeviceIDMismatch},
+			} {
+				cert, err := c.IssueDeviceCertificate(r.CSR, tc.id, tc.ka, time.Now())
+				if !errors.Is(err, tc.want) {
+					t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+					continue
+				}
+				if err != nil {
+					continue
+				}
+				got, err := c.VerifyDeviceCertificate(cert)
+				if err != nil || !bytes.Equal(got.ID, id) || !got.KeyAgreement.Equal(ka.PublicKey()) {
+					t.Errorf("%s: certificate names %v %v", tc.name, got, err)
+				}
+			}
+		})
 	}
 }
