@@ -154,18 +154,23 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	if !bytes.Equal(resp.DeviceID, id[:]) {
 		return nil, fmt.Errorf("the SBM answered for device %x, the debug port says %x", resp.DeviceID, id)
 	}
-	csr, err := x509.ParseCertificateRequest(resp.CSR)
+	// The device ID and key-agreement key in the response are not
+	// authenticated; the CSR binds them under the identity key's signature,
+	// and only those copies are certified.
+	dreq, err := c.ParseDeviceRequest(resp.CSR)
 	if err != nil {
-		return nil, fmt.Errorf("device CSR: %w", err)
+		return nil, err
 	}
-	kaKey, err := c.Suite().KeyAgreementCurve().NewPublicKey(resp.KeyAgreement)
-	if err != nil {
-		return nil, fmt.Errorf("device key-agreement key: %w", err)
+	if !bytes.Equal(dreq.ID, id[:]) {
+		return nil, fmt.Errorf("%w: the CSR names device %x, the debug port says %x", trust.ErrDeviceIDMismatch, dreq.ID, id)
 	}
-	logf("the SBM generated its identity and key-agreement keys and sent a CSR")
+	if !bytes.Equal(dreq.KeyAgreement.Bytes(), resp.KeyAgreement) {
+		return nil, trust.ErrKeyAgreementMismatch
+	}
+	logf("the SBM generated its identity and key-agreement keys and sent a CSR binding them")
 
 	// 4. The device certificate.
-	cert, err := c.IssueDeviceCertificate(csr, id[:], kaKey, now())
+	cert, err := c.IssueDeviceCertificate(dreq.CSR, dreq.ID, dreq.KeyAgreement, now())
 	if err != nil {
 		return nil, err
 	}
