@@ -39,6 +39,7 @@ injection).`,
 		newDeviceFlipCmd(cio),
 		newDeviceBadSectorCmd(cio),
 		newDeviceDebugCmd(cio),
+		newDeviceFlashCmd(cio),
 		newDeviceTortureCmd(cio),
 	)
 	return cmd
@@ -89,8 +90,10 @@ func newDeviceBoardsCmd(cio *cliIO) *cobra.Command {
 	return &cobra.Command{
 		Use:   "boards",
 		Short: "List the built-in boards",
-		Long: `List the built-in boards with their flash geometry. The board file of a
-board is shown by 'sbm device boards NAME'.`,
+		Long: `List the built-in boards with their flash geometry, whether the flash is
+internal to the MCU or an external chip (which a physical attacker can clip
+onto; see 'sbm device flash'), and the erase endurance of a sector. The
+board file of a board is shown by 'sbm device boards NAME'.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -102,14 +105,14 @@ board is shown by 'sbm device boards NAME'.`,
 				return nil
 			}
 			w := tabwriter.NewWriter(cio.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tFLASH\tSECTORS\tWRITE\tERASED\tDESCRIPTION")
+			fmt.Fprintln(w, "NAME\tFLASH\tSECTORS\tWRITE\tERASED\tCHIP\tENDURANCE\tDESCRIPTION")
 			for _, b := range vmcu.Boards() {
 				g := b.Geometry
 				var runs []string
 				for _, r := range b.SectorRuns {
 					runs = append(runs, fmt.Sprintf("%dx%s", r.Count, size(r.Size)))
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t0x%02X\t%s\n", b.Name, size(g.Size), strings.Join(runs, "+"), g.WriteSize, g.Erased, b.Description)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t0x%02X\t%s\t%d\t%s\n", b.Name, size(g.Size), strings.Join(runs, "+"), g.WriteSize, g.Erased, b.FlashLocation, b.EnduranceCycles(), b.Description)
 			}
 			return w.Flush()
 		},
@@ -163,7 +166,7 @@ func printInfo(cio *cliIO, in *vmcu.Info) {
 	w := tabwriter.NewWriter(cio.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "id:\t%s\n", in.ID)
 	fmt.Fprintf(w, "board:\t%s (%s)\n", in.Board, in.Description)
-	fmt.Fprintf(w, "flash:\t%s, %d sectors, %d-byte writes, erased 0x%02X\n", size(in.Flash.Size), in.Flash.Sectors, in.Flash.WriteSize, in.Flash.Erased)
+	fmt.Fprintf(w, "flash:\t%s %s, %d sectors, %d-byte writes, erased 0x%02X, endurance %d erases\n", size(in.Flash.Size), in.Flash.Location, in.Flash.Sectors, in.Flash.WriteSize, in.Flash.Erased, in.Flash.Endurance)
 	fmt.Fprintf(w, "ram:\t%s\n", size(in.RAMSize))
 	fmt.Fprintf(w, "running:\t%t\n", in.Running)
 	w.Flush()
@@ -190,6 +193,13 @@ func printInfo(cio *cliIO, in *vmcu.Info) {
 	fmt.Fprintf(w, "root key hash:\t%s\n", rk)
 	fmt.Fprintf(w, "counters:\t%v\n", in.Counters)
 	fmt.Fprintf(w, "wear:\t%d erases, most erased sector 0x%08X (%d)\n", in.Wear.TotalErases, in.Wear.MaxSector, in.Wear.MaxErases)
+	if len(in.Wear.WornOut) > 0 {
+		var s []string
+		for _, a := range in.Wear.WornOut {
+			s = append(s, fmt.Sprintf("0x%08X", a))
+		}
+		fmt.Fprintf(w, "worn-out sectors:\t%s\n", strings.Join(s, " "))
+	}
 	if len(in.BadSectors) > 0 {
 		var s []string
 		for _, a := range in.BadSectors {
