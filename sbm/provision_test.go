@@ -11,6 +11,9 @@ import (
 	"encoding/base64"
 	"math/big"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +150,15 @@ func TestCSR(t *testing.T) {
 			}
 			if !bytes.Equal(req.ID, id[:]) || !bytes.Equal(req.KeyAgreement.Bytes(), resp.KeyAgreement) {
 				t.Errorf("the CSR binds %x %x", req.ID, req.KeyAgreement.Bytes())
+			}
+			// OpenSSL agrees: the signature verifies and the URIs are there.
+			if openssl, err := exec.LookPath("openssl"); err == nil {
+				p := filepath.Join(t.TempDir(), "dev.csr")
+				os.WriteFile(p, resp.CSR, 0o644)
+				out, err := exec.Command(openssl, "req", "-inform", "DER", "-in", p, "-noout", "-verify", "-text").CombinedOutput()
+				if err != nil || !bytes.Contains(out, []byte("URI:"+wantURIs[0])) || !bytes.Contains(out, []byte("URI:"+wantURIs[1])) {
+					t.Errorf("openssl req -verify: %v\n%s", err, out)
+				}
 			}
 			// A flipped bit in the signed part breaks the signature.
 			bad := bytes.Clone(resp.CSR)
