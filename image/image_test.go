@@ -158,7 +158,7 @@ func TestHostDeviceRoundTrip(t *testing.T) {
 		}
 		// The escrow record always recovers the CEK.
 		ek, _ := c.EscrowKey()
-		if _, err := Verify(c, p, &VerifyOptions{Key: ek, UPK: res.Escrow}); err != nil {
+		if _, err := Verify(c, p, &VerifyOptions{Key: ek, UPK: res.Escrow, Escrow: true}); err != nil {
 			rt.Fatalf("escrow UPK: %v", err)
 		}
 	})

@@ -3,7 +3,6 @@ package image
 import (
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/sbm-project/sbm/internal/secpkg"
@@ -20,7 +19,7 @@ func RecoverCEK(c *trust.Context, p *Package) (*[32]byte, error) {
 	}
 	m, err := secpkg.VerifyManifest(a, p.Manifest)
 	if err != nil {
-		return nil, fmt.Errorf("manifest %s", describe(err, "image-signing"))
+		return nil, stepError("manifest", err, "image-signing")
 	}
 	now := uint64(time.Now().Unix())
 	if escrow, err := c.LoadRelease(sha256.Sum256(p.Manifest)); err == nil {
@@ -28,21 +27,30 @@ func RecoverCEK(c *trust.Context, p *Package) (*[32]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		cek, _, err := checkUPK(a, m, escrow, &VerifyOptions{Key: key}, now)
+		u, err := bindUPK(a, m, escrow)
+		var cek [32]byte
+		if err == nil {
+			cek, err = openUPK(u, &VerifyOptions{Key: key, Escrow: true}, now)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("escrow record %s", describe(err, "update-authority"))
+			return nil, stepError("escrow record", err, "update-authority")
 		}
 		return &cek, nil
 	} else if !errors.Is(err, trust.ErrNoRelease) {
 		return nil, err
 	}
-	if len(p.UPKs) > 0 {
+	var upks []*secpkg.UPK
+	for _, b := range p.UPKs {
+		if u, err := bindUPK(a, m, b); err == nil && u.Kind == secpkg.RecipientClass {
+			upks = append(upks, u)
+		}
+	}
+	if len(upks) > 0 {
 		key, err := c.ClassKey()
 		if err != nil {
 			return nil, err
 		}
-		cek, _, err := unwrapCEK(a, m, p, &VerifyOptions{Key: key}, now)
-		if err == nil {
+		if cek, _, err := pickUPK(upks, &VerifyOptions{Key: key}, now); err == nil {
 			return &cek, nil
 		}
 	}

@@ -74,12 +74,29 @@ type VerifyOptions struct {
 	// DeviceID is the ID of the device that holds Key; when set, a device
 	// UPK must name it. (The key itself is always checked.)
 	DeviceID []byte
+	// Escrow selects the OEM's escrow check: the UPK must be an escrow UPK
+	// (recipient kind 3) and Key the context's escrow key. Without it, an
+	// escrow UPK is refused (ErrEscrowUPK), as a device refuses it (spec
+	// §7.3), and only device and class UPKs (kinds 1 and 2) are accepted.
+	Escrow bool
 	// Now is the time the UPK's validity is checked at; default time.Now.
 	Now time.Time
 	// Plaintext, if set, receives the decrypted payload as it is
 	// authenticated. The caller must discard it if Verify fails.
 	Plaintext io.Writer
 }
+
+// Errors of Verify, besides those of package secpkg, which Verify's errors
+// wrap (errors.Is finds the secpkg sentinel of the failed check).
+var (
+	// ErrEscrowUPK means a UPK for the OEM's escrow key (recipient kind 3)
+	// was presented without VerifyOptions.Escrow. It also matches
+	// secpkg.ErrNotRecipient.
+	ErrEscrowUPK = errors.New("an escrow UPK (recipient kind 3), which no device accepts")
+	// ErrNotEscrowUPK means VerifyOptions.Escrow was set but the UPK is for
+	// a device or the class. It also matches secpkg.ErrNotRecipient.
+	ErrNotEscrowUPK = errors.New("not an escrow UPK")
+)
 
 // Verified describes a package that passed Verify.
 type Verified struct {
@@ -93,9 +110,11 @@ type Verified struct {
 
 // Verify checks a package against the anchors of context c the way a
 // device does: the manifest's signature and key certificate chain to the
-// root, and its IDs; with a recipient key, also a UPK (signature, binding to
-// this manifest, recipient, validity), the key unwrap, every chunk and the
-// plaintext digest. Errors say which step failed.
+// root, and its IDs; every UPK record of the package (signature, chain and
+// binding to this manifest, spec §8); with a recipient key, also the UPK it
+// uses (recipient, validity), the key unwrap, every chunk and the
+// plaintext digest. Errors say which step failed and wrap the secpkg
+// sentinel of that step.
 func Verify(c *trust.Context, p *Package, opts *VerifyOptions) (*Verified, error) {
 	v, err := NewVerifier(c)
 	if err != nil {
@@ -112,10 +131,22 @@ func (ver *Verifier) Verify(p *Package, opts *VerifyOptions) (*Verified, error) 
 	a := ver.anchors
 	m, err := secpkg.VerifyManifest(a, p.Manifest)
 	if err != nil {
-		return nil, fmt.Errorf("manifest %s", describe(err, "image-signing"))
+		return nil, stepError("manifest", err, "image-signing")
 	}
 	if want := m.EncryptedSize(); int64(len(p.Payload)) != want {
-		return nil, fmt.Errorf("payload length %d bytes, the manifest needs %d (%d chunks): truncated or padded", len(p.Payload), want, m.NumChunks())
+		kind := secpkg.ErrTruncated
+		if int64(len(p.Payload)) > want {
+			kind = secpkg.ErrTrailingData
+		}
+		return nil, fmt.Errorf("payload length %d bytes, the manifest needs %d (%d chunks): %w", len(p.Payload), want, m.NumChunks(), kind)
+	}
+	// Every UPK record must be a valid UPK bound to this manifest, whether
+	// or not it is the one used (spec §8).
+	upks := make([]*secpkg.UPK, len(p.UPKs))
+	for i, b := range p.UPKs {
+		if upks[i], err = bindUPK(a, m, b); err != nil {
+			return nil, stepError(fmt.Sprintf("UPK %d in the package", i+1), err, "update-authority")
+		}
 	}
 	v := &Verified{Manifest: m}
 	if opts.Key == nil {
@@ -125,8 +156,16 @@ func (ver *Verifier) Verify(p *Package, opts *VerifyOptions) (*Verified, error) 
 	if now.IsZero() {
 		now = time.Now()
 	}
-	cek, u, err := unwrapCEK(a, m, p, opts, uint64(now.Unix()))
-	if err != nil {
+	var u *secpkg.UPK
+	var cek [32]byte
+	if opts.UPK != nil {
+		if u, err = bindUPK(a, m, opts.UPK); err == nil {
+			cek, err = openUPK(u, opts, uint64(now.Unix()))
+		}
+		if err != nil {
+			return nil, stepError("UPK", err, "update-authority")
+		}
+	} else if cek, u, err = pickUPK(upks, opts, uint64(now.Unix())); err != nil {
 		return nil, err
 	}
 	v.UPK = u
@@ -137,54 +176,58 @@ func (ver *Verifier) Verify(p *Package, opts *VerifyOptions) (*Verified, error) 
 	return v, nil
 }
 
-// unwrapCEK finds the UPK for opts.Key (opts.UPK, or the package's UPKs in
-// order), validates it and unwraps the CEK.
-func unwrapCEK(a *secpkg.Anchors, m *secpkg.Manifest, p *Package, opts *VerifyOptions, now uint64) ([32]byte, *secpkg.UPK, error) {
-	candidates := p.UPKs
-	if opts.UPK != nil {
-		candidates = [][]byte{opts.UPK}
-	}
-	if len(candidates) == 0 {
+// pickUPK finds the UPK of the package for opts.Key, trying them in order,
+// and unwraps the CEK.
+func pickUPK(upks []*secpkg.UPK, opts *VerifyOptions, now uint64) ([32]byte, *secpkg.UPK, error) {
+	if len(upks) == 0 {
 		return [32]byte{}, nil, errors.New("no UPK: the package carries none and none was given")
 	}
 	var firstErr error
-	for i, b := range candidates {
-		name := "UPK"
-		if opts.UPK == nil {
-			name = fmt.Sprintf("UPK %d in the package", i+1)
-		}
-		cek, u, err := checkUPK(a, m, b, opts, now)
+	for i, u := range upks {
+		cek, err := openUPK(u, opts, now)
 		if err == nil {
 			return cek, u, nil
 		}
-		if firstErr == nil || errors.Is(firstErr, secpkg.ErrNotRecipient) {
-			firstErr = fmt.Errorf("%s %s", name, describe(err, "update-authority"))
+		// Report the first failure, unless it only says "not for this
+		// recipient" and a later UPK (the one for this key) says more.
+		if firstErr == nil || errors.Is(firstErr, secpkg.ErrNotRecipient) && !errors.Is(err, secpkg.ErrNotRecipient) {
+			firstErr = stepError(fmt.Sprintf("UPK %d in the package", i+1), err, "update-authority")
 		}
 	}
 	return [32]byte{}, nil, firstErr
 }
 
-func checkUPK(a *secpkg.Anchors, m *secpkg.Manifest, b []byte, opts *VerifyOptions, now uint64) ([32]byte, *secpkg.UPK, error) {
+// bindUPK verifies a UPK (spec §7.3 steps 1 and 2): signature and key
+// certificate chain, structure, IDs, and its binding to manifest m.
+func bindUPK(a *secpkg.Anchors, m *secpkg.Manifest, b []byte) (*secpkg.UPK, error) {
 	u, err := secpkg.VerifyUPK(a, b)
 	if err != nil {
-		return [32]byte{}, nil, err
+		return nil, err
 	}
 	if err := u.CheckManifest(m); err != nil {
-		return [32]byte{}, nil, err
+		return nil, err
+	}
+	return u, nil
+}
+
+// openUPK checks that a bound UPK is for opts.Key (spec §7.3 steps 3 and 4;
+// kind 3 only in escrow mode) and unwraps the CEK (step 6).
+func openUPK(u *secpkg.UPK, opts *VerifyOptions, now uint64) ([32]byte, error) {
+	switch {
+	case !opts.Escrow && u.Kind == secpkg.RecipientEscrow:
+		return [32]byte{}, fmt.Errorf("%w: %w", ErrEscrowUPK, secpkg.ErrNotRecipient)
+	case opts.Escrow && u.Kind != secpkg.RecipientEscrow:
+		return [32]byte{}, fmt.Errorf("%w (recipient kind %d): %w", ErrNotEscrowUPK, u.Kind, secpkg.ErrNotRecipient)
 	}
 	if u.Kind == secpkg.RecipientDevice && opts.DeviceID != nil {
 		if err := u.CheckDevice(opts.DeviceID); err != nil {
-			return [32]byte{}, nil, err
+			return [32]byte{}, err
 		}
 	}
 	if err := u.CheckValidity(now); err != nil {
-		return [32]byte{}, nil, fmt.Errorf("%w (valid %s to %s, checked at %s)", err, epoch(u.NotBefore), epoch(u.NotAfter), epoch(now))
+		return [32]byte{}, fmt.Errorf("%w (valid %s to %s, checked at %s)", err, epoch(u.NotBefore), epoch(u.NotAfter), epoch(now))
 	}
-	cek, err := u.Unwrap(opts.Key)
-	if err != nil {
-		return [32]byte{}, nil, err
-	}
-	return cek, u, nil
+	return u.Unwrap(opts.Key)
 }
 
 // decrypt authenticates and decrypts the chunk stream into w (if not nil).
@@ -201,7 +244,7 @@ func decrypt(cek *[32]byte, m *secpkg.Manifest, payload []byte, w io.Writer) err
 		}
 		pt, err := d.Open(buf[:0], payload[off:off+n])
 		if err != nil {
-			return fmt.Errorf("payload %s", describe(err, ""))
+			return stepError("payload", err, "")
 		}
 		off += n
 		if w != nil {
@@ -211,7 +254,7 @@ func decrypt(cek *[32]byte, m *secpkg.Manifest, payload []byte, w io.Writer) err
 		}
 	}
 	if err := d.Finish(); err != nil {
-		return fmt.Errorf("payload %s", describe(err, ""))
+		return stepError("payload", err, "")
 	}
 	if off != len(payload) {
 		return fmt.Errorf("payload: %d bytes after the last chunk", len(payload)-off)
@@ -219,10 +262,30 @@ func decrypt(cek *[32]byte, m *secpkg.Manifest, payload []byte, w io.Writer) err
 	return nil
 }
 
+// stepError returns err described for the step that failed, such as
+// "manifest signature does not verify with the image-signing key"; it
+// wraps err.
+func stepError(step string, err error, signer string) error {
+	return &verifyError{msg: step + " " + describe(err, signer), err: err}
+}
+
+// verifyError is a described verification failure wrapping its cause.
+type verifyError struct {
+	msg string
+	err error
+}
+
+func (e *verifyError) Error() string { return e.msg }
+func (e *verifyError) Unwrap() error { return e.err }
+
 // describe turns a secpkg error into a precise message fragment.
 func describe(err error, signer string) string {
 	detail := strings.ReplaceAll(err.Error(), "secpkg: ", "")
 	switch {
+	case errors.Is(err, ErrEscrowUPK):
+		return "is " + ErrEscrowUPK.Error() + " (spec §7.3)"
+	case errors.Is(err, ErrNotEscrowUPK):
+		return "is " + strings.TrimSuffix(detail, ": not the recipient of this upk")
 	case errors.Is(err, secpkg.ErrKeyCert):
 		return "key certificate does not chain to the root: " + detail
 	case errors.Is(err, secpkg.ErrSignature):

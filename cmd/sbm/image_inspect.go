@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -94,26 +96,38 @@ func printUPK(w io.Writer, title string, u *image.UPKInfo) {
 
 func newImageVerifyCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, upkFile, keyFile, deviceID, extract, at, passFile string
+	var escrow bool
 	cmd := &cobra.Command{
-		Use:   "verify --context DIR [--upk FILE] [--key KEY_PEM] [--extract OUT] FILE",
+		Use:   "verify --context DIR [--upk FILE] [--key KEY_PEM | --escrow] [--extract OUT] FILE",
 		Short: "Verify a package against a context, and with a recipient key decrypt it",
 		Long: `Verify a package the way a device does. Always: the container, the
 manifest's signature and its key certificate's chain to the context's root,
-the vendor and class IDs, the payload length. With --key (the recipient's
-key-agreement private key: a device's, or the context's class key) also a
-UPK (--upk, or those in the package): its signature and chain, its binding
-to this manifest, the recipient, its validity window (at --at, default now);
-then the key unwrap, every chunk, and the plaintext SHA-256. --extract writes
-the plaintext, only if everything verified. Exits 1 naming the failed check.`,
+the vendor and class IDs, the payload length, and that every UPK in the
+package is signed by the update authority and bound to this manifest. With
+--key (the recipient's key-agreement private key: a device's, or the
+context's class key) also a UPK (--upk, or those in the package): its
+recipient, its validity window (at --at, default now); then the key unwrap,
+every chunk, and the plaintext SHA-256. --extract writes the plaintext, only
+if everything verified. Exits 1 naming the failed check.
+
+Only device and class UPKs (recipient kinds 1 and 2) are accepted: an escrow
+UPK (kind 3) is refused, as every device refuses it. --escrow is the OEM's
+check of an escrow UPK instead: --upk, or by default the context's escrow
+record for this package (releases/), must be a kind-3 UPK for the context's
+escrow key, which decrypts the package (--passphrase-file is then the
+context's passphrase).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ctxDir == "" {
 				return usagef("--context is required")
 			}
-			if (upkFile != "" || extract != "") && keyFile == "" {
-				return usagef("--upk and --extract need --key (the recipient's private key)")
+			if escrow && (keyFile != "" || deviceID != "") {
+				return usagef("--escrow uses the context's escrow key: it excludes --key and --device-id")
 			}
-			opts := &image.VerifyOptions{}
+			if (upkFile != "" || extract != "") && keyFile == "" && !escrow {
+				return usagef("--upk and --extract need --key (the recipient's private key) or --escrow")
+			}
+			opts := &image.VerifyOptions{Escrow: escrow}
 			var err error
 			if at != "" {
 				if opts.Now, err = time.Parse(time.RFC3339, at); err != nil {
@@ -125,7 +139,12 @@ the plaintext, only if everything verified. Exits 1 naming the failed check.`,
 					return usagef("--device-id: want hex")
 				}
 			}
-			c, err := trust.Open(ctxDir, nil)
+			var c *trust.Context
+			if escrow {
+				c, err = openContext(ctxDir, passFile)
+			} else {
+				c, err = trust.Open(ctxDir, nil)
+			}
 			if err != nil {
 				return err
 			}
@@ -142,7 +161,17 @@ the plaintext, only if everything verified. Exits 1 naming the failed check.`,
 					return err
 				}
 			}
-			if keyFile != "" {
+			switch {
+			case escrow:
+				if opts.Key, err = c.EscrowKey(); err != nil {
+					return err
+				}
+				if opts.UPK == nil {
+					if opts.UPK, err = c.LoadRelease(sha256.Sum256(p.Manifest)); err != nil {
+						return fmt.Errorf("%s: %w (give the escrow UPK with --upk)", args[0], err)
+					}
+				}
+			case keyFile != "":
 				var pass []byte
 				if passFile != "" {
 					if pass, err = readPassphraseFile(passFile); err != nil {
@@ -158,6 +187,9 @@ the plaintext, only if everything verified. Exits 1 naming the failed check.`,
 				opts.Plaintext = &plain
 			}
 			v, err := image.Verify(c, p, opts)
+			if errors.Is(err, image.ErrEscrowUPK) {
+				return fmt.Errorf("%s: verification failed: %w; only the OEM checks it, with --escrow", args[0], err)
+			}
 			if err != nil {
 				return fmt.Errorf("%s: verification failed: %w", args[0], err)
 			}
@@ -187,9 +219,10 @@ the plaintext, only if everything verified. Exits 1 naming the failed check.`,
 	f.StringVar(&upkFile, "upk", "", "UPK file (default: the UPKs in the package)")
 	f.StringVar(&keyFile, "key", "", "recipient's key-agreement private key (PKCS#8 PEM)")
 	f.StringVar(&deviceID, "device-id", "", "recipient device ID (hex): a device UPK must name it")
+	f.BoolVar(&escrow, "escrow", false, "OEM check of an escrow UPK (kind 3) with the context's escrow key (default UPK: the context's escrow record)")
 	f.StringVar(&extract, "extract", "", "write the verified plaintext to this file")
 	f.StringVar(&at, "at", "", "check UPK validity at this time (RFC 3339; default now)")
-	f.StringVar(&passFile, "passphrase-file", "", "passphrase of an encrypted --key")
+	f.StringVar(&passFile, "passphrase-file", "", "passphrase of an encrypted --key (with --escrow: of the context)")
 	return cmd
 }
 
