@@ -63,7 +63,7 @@ var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 // DeviceRequest is a device's verified certification request: the SBM signs,
 // with its identity key, a CSR that requests the subjectAltName URIs of its
 // device certificate, binding its device ID and key-agreement key to the
-// identity key (docs/spec/provisioning.md §4).
+// identity key (docs/spec/provisioning.md §4.1).
 type DeviceRequest struct {
 	// CSR is the parsed request; its public key is the identity key.
 	CSR *x509.CertificateRequest
