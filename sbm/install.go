@@ -209,6 +209,7 @@ func (m *machine) install(v *verified) *wire.Error {
 		return wire.Errorf(wire.CodeFlash, "secure storage write failed")
 	}
 	m.ret.flags &^= flagRejected // the committed result is now the newest
+	m.ret.erases = 0             // a genuine install renews the staging budget
 	m.writeRetained()
 	m.syncFuses()
 	m.log("sbm: installed application ", man.Version, " (sha256 ", shortHash(man.PayloadDigest[:]), ")")

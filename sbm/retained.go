@@ -2,6 +2,7 @@ package sbm
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 
 	"github.com/sbm-project/sbm/wire"
 )
@@ -17,14 +18,16 @@ import (
 //	flags  u8: bit 0 update requested, bit 1 a rejection is recorded
 //	code   u8: the rejection's wire.Code
 //	n      u8: detail length (≤ 64)
+//	erases u32: staging sector erases the application caused since
+//	       power-on or the last install (the staging wear budget)
 //	detail 64 bytes
-//	check  8 bytes: SHA-256 of the 75 bytes before, truncated
+//	check  8 bytes: SHA-256 of the 79 bytes before, truncated
 //
 // RAM content at power-on is arbitrary on real parts; the check makes it
 // read as no record.
 const (
 	retainedSize  = 88
-	retainedBody  = 8 + 3 + maxDetail
+	retainedBody  = 8 + 3 + 4 + maxDetail
 	flagUpdateReq = 1 << 0
 	flagRejected  = 1 << 1
 )
@@ -37,6 +40,7 @@ type retained struct {
 	code      wire.Code
 	detail    [maxDetail]byte
 	detailLen uint8
+	erases    uint32
 }
 
 func (r *retained) updateRequested() bool { return r.flags&flagUpdateReq != 0 }
@@ -69,22 +73,24 @@ func (m *machine) readRetained() {
 	}
 	m.ret.flags = b[8] & (flagUpdateReq | flagRejected)
 	m.ret.code = wire.Code(b[9])
-	m.ret.detailLen = uint8(copy(m.ret.detail[:], b[11:11+int(b[10])]))
+	m.ret.erases = binary.LittleEndian.Uint32(b[11:15])
+	m.ret.detailLen = uint8(copy(m.ret.detail[:], b[15:15+int(b[10])]))
 }
 
-// writeRetained stores m.ret in RAM (an empty record when no flag is set).
+// writeRetained stores m.ret in RAM (an empty record when it is empty).
 func (m *machine) writeRetained() {
 	a, ok := m.retainedAddr()
 	if !ok {
 		return
 	}
 	var b [retainedSize]byte
-	if m.ret.flags != 0 {
+	if m.ret.flags != 0 || m.ret.erases != 0 {
 		copy(b[:8], retainedMagic[:])
 		b[8] = m.ret.flags
 		b[9] = byte(m.ret.code)
 		b[10] = m.ret.detailLen
-		copy(b[11:], m.ret.detail[:m.ret.detailLen])
+		binary.LittleEndian.PutUint32(b[11:15], m.ret.erases)
+		copy(b[15:], m.ret.detail[:m.ret.detailLen])
 		sum := sha256.Sum256(b[:retainedBody])
 		copy(b[retainedBody:], sum[:8])
 	}
@@ -96,4 +102,22 @@ func (m *machine) setRejected(werr *wire.Error) {
 	m.ret.flags |= flagRejected
 	m.ret.code = werr.Code
 	m.ret.detailLen = uint8(copy(m.ret.detail[:], werr.Detail))
+}
+
+// StagingEraseRounds is the staging wear budget: the application may cause
+// at most this many erases of each staging sector (counted over the whole
+// slot) between two power-ups or genuine installs. A download erases each
+// sector it uses once, so a few rounds leave room for retries, while an
+// application looping on erase and reset cannot wear the staging slot out
+// and block the OEM's next update (docs/sbm.md, "Wear").
+const StagingEraseRounds = 4
+
+// spendStagingErase charges one staging sector erase to the budget.
+func (m *machine) spendStagingErase(sectors int) *wire.Error {
+	if m.ret.erases >= uint32(StagingEraseRounds*sectors) {
+		return wire.Errorf(wire.CodeState, "staging erase budget spent until a power cycle or an install")
+	}
+	m.ret.erases++
+	m.writeRetained()
+	return nil
 }

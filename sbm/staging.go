@@ -63,12 +63,26 @@ func (s *services) StagingErase() error {
 	}
 	for a := s.staging.Start; a < s.staging.End(); {
 		i, _ := g.SectorAt(a)
+		if werr := s.m.spendStagingErase(s.stagingSectors()); werr != nil {
+			return werr
+		}
 		if err := f.Erase(a); err != nil {
 			return wire.Errorf(wire.CodeFlash, "staging erase failed")
 		}
 		a = g.Sectors[i].End()
 	}
 	return nil
+}
+
+// stagingSectors returns the number of sectors of the staging slot.
+func (s *services) stagingSectors() int {
+	g := s.m.hw.Flash.Geometry()
+	first, ok1 := g.SectorAt(s.staging.Start)
+	last, ok2 := g.SectorAt(s.staging.End() - 1)
+	if !ok1 || !ok2 {
+		return 0
+	}
+	return last - first + 1
 }
 
 // scheduled reports whether staging sector i (absolute index) is waiting
@@ -88,6 +102,9 @@ func (s *services) eraseScheduled(off, n uint32) *wire.Error {
 			return wire.Errorf(wire.CodeFlash, "staging address outside the flash")
 		}
 		if s.scheduled(i) {
+			if werr := s.m.spendStagingErase(s.stagingSectors()); werr != nil {
+				return werr
+			}
 			if err := f.Erase(g.Sectors[i].Start); err != nil {
 				return wire.Errorf(wire.CodeFlash, "staging erase failed")
 			}
