@@ -7,8 +7,9 @@
 // (ecdsa-with-SHA256 or Ed25519 only), the signature, the issuer and subject
 // Names as raw bytes (compared byte for byte), the validity period, the
 // subject public key (P-256 uncompressed point or Ed25519), and the basic
-// constraints and key usage extensions. Everything else is skipped, except
-// that an unknown critical extension is refused.
+// constraints (with the path length), key usage and extended key usage
+// extensions. Everything else is skipped, except that an unknown critical
+// extension is refused.
 //
 // x509lite is device-side code: standard library only (no encoding/asn1,
 // no crypto/x509, no reflection, no fmt, no goroutines); it never copies a
@@ -62,10 +63,30 @@ type Certificate struct {
 	PublicKey    []byte
 	// HasBasicConstraints and IsCA are the basic constraints extension.
 	HasBasicConstraints, IsCA bool
+	// HasPathLen and PathLen are the basic constraints' pathLenConstraint:
+	// the most non-leaf CA certificates that may follow this one down a
+	// chain.
+	HasPathLen bool
+	PathLen    uint16
 	// HasKeyUsage and KeyUsage are the key usage extension.
 	HasKeyUsage bool
 	KeyUsage    uint16
+	// HasExtKeyUsage and ExtKeyUsage are the extended key usage extension
+	// (ExtKeyUsage* bits; purposes x509lite does not know set no bit).
+	HasExtKeyUsage bool
+	ExtKeyUsage    uint8
 }
+
+// Extended key usage purposes (RFC 5280 §4.2.1.12) as ExtKeyUsage holds
+// them.
+const (
+	// ExtKeyUsageAny is anyExtendedKeyUsage (2.5.29.37.0).
+	ExtKeyUsageAny uint8 = 1 << iota
+	// ExtKeyUsageServerAuth is id-kp-serverAuth (1.3.6.1.5.5.7.3.1).
+	ExtKeyUsageServerAuth
+	// ExtKeyUsageClientAuth is id-kp-clientAuth (1.3.6.1.5.5.7.3.2).
+	ExtKeyUsageClientAuth
+)
 
 // DER encodings of the object identifiers x509lite knows.
 var (
@@ -75,6 +96,10 @@ var (
 	oidP256        = []byte{0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07} // 1.2.840.10045.3.1.7
 	oidBasicConstr = []byte{0x55, 0x1d, 0x13}                               // 2.5.29.19
 	oidKeyUsage    = []byte{0x55, 0x1d, 0x0f}                               // 2.5.29.15
+	oidExtKeyUsage = []byte{0x55, 0x1d, 0x25}                               // 2.5.29.37
+	oidEKUAny      = []byte{0x55, 0x1d, 0x25, 0x00}                         // 2.5.29.37.0
+	oidServerAuth  = []byte{0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01} // 1.3.6.1.5.5.7.3.1
+	oidClientAuth  = []byte{0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02} // 1.3.6.1.5.5.7.3.2
 )
 
 // Parse parses one DER certificate, which must be exactly der (no
@@ -264,6 +289,14 @@ func (c *Certificate) parseExtensions(list *reader) error {
 			if err := c.parseKeyUsage(value); err != nil {
 				return err
 			}
+		case equal(oid, oidExtKeyUsage):
+			if c.HasExtKeyUsage {
+				return ErrCriticalExtension
+			}
+			c.HasExtKeyUsage = true
+			if err := c.parseExtKeyUsage(value); err != nil {
+				return err
+			}
 		case critical:
 			return ErrCriticalExtension
 		}
@@ -287,6 +320,38 @@ func (c *Certificate) parseBasicConstraints(value []byte) error {
 		n := s.content(tagInteger)
 		if s.err == nil && (len(n) == 0 || len(n) > 2 || n[0]&0x80 != 0) {
 			return ErrMalformed
+		}
+		if s.err == nil {
+			c.HasPathLen = true
+			for _, b := range n {
+				c.PathLen = c.PathLen<<8 | uint16(b)
+			}
+		}
+	}
+	r.done(&s)
+	if r.err != nil || !r.empty() {
+		return ErrMalformed
+	}
+	return nil
+}
+
+// parseExtKeyUsage parses ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF
+// KeyPurposeId (OBJECT IDENTIFIER).
+func (c *Certificate) parseExtKeyUsage(value []byte) error {
+	r := reader{b: value}
+	s := r.sub(tagSequence)
+	if r.err == nil && s.empty() {
+		return ErrMalformed
+	}
+	for r.err == nil && s.err == nil && !s.empty() {
+		oid := s.content(tagOID)
+		switch {
+		case equal(oid, oidEKUAny):
+			c.ExtKeyUsage |= ExtKeyUsageAny
+		case equal(oid, oidServerAuth):
+			c.ExtKeyUsage |= ExtKeyUsageServerAuth
+		case equal(oid, oidClientAuth):
+			c.ExtKeyUsage |= ExtKeyUsageClientAuth
 		}
 	}
 	r.done(&s)

@@ -24,8 +24,19 @@ var (
 	// certificate's subject.
 	ErrIssuerMismatch = errors.New("x509lite: issuer does not match the next certificate's subject")
 	// ErrNotCA: a certificate that signs another one is not a CA (basic
-	// constraints cA false or absent, or key usage without keyCertSign).
+	// constraints cA false or absent, key usage absent or without
+	// keyCertSign).
 	ErrNotCA = errors.New("x509lite: issuing certificate is not a CA")
+	// ErrPathLength: a CA certificate has more CA certificates below it in
+	// the chain than its path length constraint allows. It also matches
+	// ErrNotCA (errors.Is): the CA may not issue this chain.
+	ErrPathLength error = &roleError{"x509lite: path length constraint exceeded"}
+	// ErrLeafUsage: the leaf is not fit for the usage asked: a CA where an
+	// end-entity certificate is required, a key usage without
+	// digitalSignature or with keyCertSign, an extended key usage without
+	// the purpose. It also matches ErrNotCA (errors.Is), so a caller that
+	// treats ErrNotCA as a certificate in the wrong role handles it.
+	ErrLeafUsage error = &roleError{"x509lite: leaf certificate not valid for this usage"}
 	// ErrExpired: now is after a certificate's notAfter.
 	ErrExpired = errors.New("x509lite: certificate expired")
 	// ErrNotYetValid: now is before a certificate's notBefore.
@@ -36,3 +47,12 @@ var (
 	// 65-byte uncompressed P-256 point, suite 2 a 32-byte Ed25519 key).
 	ErrRootKey = errors.New("x509lite: invalid root key or suite")
 )
+
+// roleError is an error about a certificate's role that also matches
+// ErrNotCA.
+type roleError struct{ s string }
+
+func (e *roleError) Error() string { return e.s }
+
+// Is reports whether target is ErrNotCA.
+func (e *roleError) Is(target error) bool { return target == ErrNotCA }

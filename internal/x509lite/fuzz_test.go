@@ -7,7 +7,8 @@ import (
 	"github.com/sbm-project/sbm/trust"
 )
 
-// FuzzParseCertificate feeds arbitrary bytes to Parse and VerifyChain:
+// FuzzParseCertificate feeds arbitrary bytes to Parse, VerifyChain and
+// VerifyChainFor (as the leaf and as the issuer):
 // they never panic, and what Parse accepts aliases the input and is
 // within it.
 func FuzzParseCertificate(f *testing.F) {
@@ -30,5 +31,7 @@ func FuzzParseCertificate(f *testing.F) {
 		}
 		VerifyChain([][]byte{der}, p.root, p.suite, validAt)
 		VerifyChain([][]byte{der, p.caCert.Raw}, p.root, p.suite, 0)
+		VerifyChainFor([][]byte{der, p.caCert.Raw}, p.root, p.suite, 0, UsageClientAuth)
+		VerifyChainFor([][]byte{p.device.Raw, der}, p.root, p.suite, 0, UsageServerAuth)
 	})
 }

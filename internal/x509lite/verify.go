@@ -45,21 +45,91 @@ func (c *Certificate) CheckSignature(alg Algorithm, key []byte) error {
 	return ErrUnsupportedAlgorithm
 }
 
+// Usage is what VerifyChainFor requires of a chain's first certificate.
+type Usage uint8
+
+// Usages.
+const (
+	// UsageAny accepts as the first certificate an end-entity certificate
+	// for TLS client or server authentication, or a CA certificate (the
+	// chain is then a chain of CAs). It is VerifyChain's policy, the SBM's
+	// chain-validation service's: applications check their own chain and
+	// the servers they talk to.
+	UsageAny Usage = iota
+	// UsageClientAuth requires an end-entity certificate for client
+	// authentication: the device certificate profile.
+	UsageClientAuth
+	// UsageServerAuth requires an end-entity certificate for server
+	// authentication.
+	UsageServerAuth
+)
+
 // canSign reports whether c may issue certificates: basic constraints
-// with cA true, and keyCertSign if a key usage is present.
+// with cA true, and a key usage with keyCertSign (RFC 5280 §4.2.1.3: a CA
+// certificate MUST have the key usage extension).
 func (c *Certificate) canSign() bool {
-	return c.HasBasicConstraints && c.IsCA && (!c.HasKeyUsage || c.KeyUsage&KeyUsageKeyCertSign != 0)
+	return c.HasBasicConstraints && c.IsCA && c.HasKeyUsage && c.KeyUsage&KeyUsageKeyCertSign != 0
+}
+
+// checkLeaf checks that c, the first certificate of a chain, is fit for
+// usage.
+func (c *Certificate) checkLeaf(usage Usage) error {
+	if c.IsCA {
+		if usage != UsageAny {
+			return ErrLeafUsage
+		}
+		// A chain of CAs: its first certificate is a CA like the others.
+		if !c.canSign() {
+			return ErrNotCA
+		}
+		return nil
+	}
+	// An end-entity certificate: it signs (TLS, attestation), it does
+	// not issue certificates.
+	if c.HasKeyUsage && (c.KeyUsage&KeyUsageDigitalSignature == 0 || c.KeyUsage&KeyUsageKeyCertSign != 0) {
+		return ErrLeafUsage
+	}
+	if !c.HasExtKeyUsage || c.ExtKeyUsage&ExtKeyUsageAny != 0 {
+		return nil
+	}
+	want := ExtKeyUsageClientAuth | ExtKeyUsageServerAuth
+	switch usage {
+	case UsageClientAuth:
+		want = ExtKeyUsageClientAuth
+	case UsageServerAuth:
+		want = ExtKeyUsageServerAuth
+	}
+	if c.ExtKeyUsage&want == 0 {
+		return ErrLeafUsage
+	}
+	return nil
 }
 
 // VerifyChain checks a certificate chain, leaf first, against the root key
 // of suite (SuiteP256: rootKey is a 65-byte uncompressed point; SuiteEd25519:
-// a 32-byte key). Each certificate's issuer must equal the next one's
-// subject, its signature must verify with the next one's key, and every
-// certificate but the leaf must be a CA. The last certificate must be
-// signed by rootKey — or be the root's own self-signed certificate, whose
-// key equals rootKey. If now is not 0 (epoch seconds) every certificate
-// must be valid at now. The chain holds 1 to MaxChainLength certificates.
+// a 32-byte key), under policy UsageAny: it is VerifyChainFor(chain,
+// rootKey, suite, now, UsageAny).
 func VerifyChain(chain [][]byte, rootKey []byte, suite uint8, now uint64) error {
+	return VerifyChainFor(chain, rootKey, suite, now, UsageAny)
+}
+
+// VerifyChainFor checks a certificate chain, leaf first, against the root
+// key of suite (SuiteP256: rootKey is a 65-byte uncompressed point;
+// SuiteEd25519: a 32-byte key), the leaf being fit for usage.
+//
+// Each certificate's issuer must equal the next one's subject and its
+// signature must verify with the next one's key. Every certificate but the
+// leaf must be a CA (basic constraints cA true and key usage keyCertSign),
+// with no more CA certificates between it and the leaf than its path
+// length constraint allows. The leaf must be fit for usage: an end-entity
+// certificate (key usage, if present, with digitalSignature and without
+// keyCertSign; extended key usage, if present, allowing the usage or
+// anyExtendedKeyUsage), or under UsageAny also a CA. The last certificate
+// must be signed by rootKey — or be the root's own self-signed
+// certificate, whose key equals rootKey. If now is not 0 (epoch seconds)
+// every certificate must be valid at now. The chain holds 1 to
+// MaxChainLength certificates. An unknown critical extension is refused.
+func VerifyChainFor(chain [][]byte, rootKey []byte, suite uint8, now uint64, usage Usage) error {
 	var rootAlg Algorithm
 	switch {
 	case suite == SuiteP256 && len(rootKey) == 65 && rootKey[0] == 4:
@@ -88,6 +158,9 @@ func VerifyChain(chain [][]byte, rootKey []byte, suite uint8, now uint64) error 
 			}
 		}
 	}
+	if err := certs[0].checkLeaf(usage); err != nil {
+		return err
+	}
 	for i := 0; i+1 < n; i++ {
 		child, parent := &certs[i], &certs[i+1]
 		if !equal(child.Issuer, parent.Subject) {
@@ -95,6 +168,11 @@ func VerifyChain(chain [][]byte, rootKey []byte, suite uint8, now uint64) error 
 		}
 		if !parent.canSign() {
 			return ErrNotCA
+		}
+		// Below parent: certificates 1..i are CAs between it and the
+		// leaf (certificate 0), as crypto/x509 counts them.
+		if parent.HasPathLen && i > int(parent.PathLen) {
+			return ErrPathLength
 		}
 		if err := child.CheckSignature(parent.KeyAlgorithm, parent.PublicKey); err != nil {
 			return err

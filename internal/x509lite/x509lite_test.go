@@ -46,6 +46,17 @@ func TestParseMatchesCryptoX509(t *testing.T) {
 				if c.HasKeyUsage != (want.KeyUsage != 0) || c.KeyUsage != uint16(want.KeyUsage) {
 					t.Errorf("%s: key usage %#x, want %#x", want.Subject, c.KeyUsage, want.KeyUsage)
 				}
+				if hasPL := want.MaxPathLen > 0 || want.MaxPathLenZero; c.HasPathLen != hasPL || hasPL && int(c.PathLen) != want.MaxPathLen {
+					t.Errorf("%s: path length %v/%d, want %d", want.Subject, c.HasPathLen, c.PathLen, want.MaxPathLen)
+				}
+				var eku uint8
+				for _, u := range want.ExtKeyUsage {
+					eku |= map[x509.ExtKeyUsage]uint8{x509.ExtKeyUsageAny: ExtKeyUsageAny,
+						x509.ExtKeyUsageServerAuth: ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth: ExtKeyUsageClientAuth}[u]
+				}
+				if c.HasExtKeyUsage != (len(want.ExtKeyUsage) > 0) || c.ExtKeyUsage != eku {
+					t.Errorf("%s: extended key usage %v/%#x, want %v", want.Subject, c.HasExtKeyUsage, c.ExtKeyUsage, want.ExtKeyUsage)
+				}
 				var key []byte
 				switch k := want.PublicKey.(type) {
 				case *ecdsa.PublicKey:
