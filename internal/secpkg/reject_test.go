@@ -3,10 +3,12 @@ package secpkg
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/rand"
 	"errors"
 	"testing"
 
 	"github.com/sbm-project/sbm/internal/cbor"
+	"github.com/sbm-project/sbm/internal/cose"
 )
 
 func flipLast(b []byte) []byte {
@@ -41,6 +43,16 @@ func TestManifestRejects(t *testing.T) {
 			other := newSigningKey(t, s.suite)
 			otherCtx := newCtx(t, s.suite)
 			big := make([]byte, 2100)
+			half := []byte{0xf9, 0x3c, 0x00} // 1.0 as a half float
+			withUnprot := func(unprot []byte) []byte {
+				kid := KeyID(c.img.pub)
+				prot := cose.AppendProtected(nil, c.suite.Alg(), ContentTypeManifest, kid[:])
+				msg, err := cose.Sign(nil, rand.Reader, c.img.signer, c.suite.Alg(), prot, unprot, m.enc())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return msg
+			}
 			tests := []struct {
 				name string
 				msg  []byte
@@ -84,6 +96,23 @@ func TestManifestRejects(t *testing.T) {
 				{"nonce prefix 8 bytes", c.signManifest(m.set(9, cmap{{1, i(3)}, {2, u(4096)}, {3, bs(make([]byte, 8))}}.enc())), []error{ErrMalformed}},
 				{"encryption critical key", c.signManifest(m.set(9, cmap{{1, i(3)}, {2, u(4096)}, {3, bs(make([]byte, 7))}, {4, u(0)}}.enc())), []error{ErrUnknownCritical}},
 				{"encryption not a map", c.signManifest(m.set(9, u(3))), []error{ErrMalformed}},
+				// chunk-size has no default in the format (spec §5.1): every
+				// encryption key is required.
+				{"chunk size missing", c.signManifest(m.set(9, cmap{{1, i(3)}, {3, bs(make([]byte, 7))}}.enc())), []error{ErrMalformed}},
+				{"encryption alg missing", c.signManifest(m.set(9, cmap{{2, u(4096)}, {3, bs(make([]byte, 7))}}.enc())), []error{ErrMalformed}},
+				{"nonce prefix missing", c.signManifest(m.set(9, cmap{{1, i(3)}, {2, u(4096)}}.enc())), []error{ErrMalformed}},
+				{"missing created", c.signManifest(m.del(10)), []error{ErrMalformed}},
+				{"missing slot", c.signManifest(m.del(8)), []error{ErrMalformed}},
+				{"load address and source format optional", c.signManifest(m.del(11).del(12)), nil},
+				// The §1 ban on floats holds in ignored values too.
+				{"float in an ignored key", c.signManifest(m.set(-1, []byte{0xf9, 0x3c, 0x00})), []error{ErrMalformed}},
+				{"float nested in an ignored key", c.signManifest(m.set(-1, arr(u(1), []byte{0xfa, 0x3f, 0x80, 0, 0}))), []error{ErrMalformed}},
+				{"undefined in an ignored key", c.signManifest(m.set(-1, []byte{0xf7})), []error{ErrMalformed}},
+				{"indefinite length in an ignored key", c.signManifest(m.set(-1, []byte{0x5f, 0x41, 0x00, 0xff})), []error{ErrMalformed}},
+				{"float in the unprotected header", withUnprot(cmap{{LabelKeyCert, bs(c.keyCert(kcImg))}, {-2, half}}.enc()), []error{ErrMalformed}},
+				{"float under a text label in the unprotected header", withUnprot(append(cbor.AppendText(append(cbor.AppendMapHeader(nil, 2), cmap{{LabelKeyCert, bs(c.keyCert(kcImg))}}.enc()[1:]...), "x"), half...)), []error{ErrMalformed}},
+				{"other unprotected labels ignored", withUnprot(cmap{{LabelKeyCert, bs(c.keyCert(kcImg))}, {-2, u(0)}, {7, tx("x")}}.enc()), nil},
+				{"keycert: float in an ignored key", withKC(c.keyCert(kcImg.set(-1, half))), []error{ErrKeyCert, ErrMalformed}},
 				{"trailing data", c.sign(c.img, ContentTypeManifest, append(m.enc(), 0), c.keyCert(kcImg)), []error{ErrTrailingData}},
 				{"not a map", c.sign(c.img, ContentTypeManifest, arr(u(1)), c.keyCert(kcImg)), []error{ErrMalformed}},
 				{"too large", c.signManifest(m.set(-3, bs(big))), []error{ErrTooLarge}},
@@ -142,6 +171,10 @@ func TestUPKRejects(t *testing.T) {
 				{"format 0", c.signUPK(um.set(1, u(0))), []error{ErrVersion}},
 				{"unknown critical", c.signUPK(um.set(11, u(0))), []error{ErrUnknownCritical}},
 				{"unknown negative ignored", c.signUPK(um.set(-11, u(0))), nil},
+				{"float in an ignored key", c.signUPK(um.set(-11, []byte{0xf9, 0x3c, 0x00})), []error{ErrMalformed}},
+				{"missing issued", c.signUPK(um.del(10)), []error{ErrMalformed}},
+				{"missing not-before", c.signUPK(um.del(7)), []error{ErrMalformed}},
+				{"recipient key-id missing", c.signUPK(um.set(6, cmap{{1, u(2)}}.enc())), []error{ErrMalformed}},
 				{"duplicate key", c.signUPK(append(um, entry{7, u(0)})), []error{ErrMalformed}},
 				{"not-before after not-after", c.signUPK(um.set(7, u(c.now+86401))), []error{ErrMalformed}},
 				{"kind 1 without device id", c.signUPK(um.set(6, rcp.enc())), []error{ErrMalformed}},
