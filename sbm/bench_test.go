@@ -63,3 +63,50 @@ func BenchmarkBootVerify(b *testing.B) {
 	b.ReportMetric(float64(tRaw)/float64(tVerify), "verify-vs-raw")
 	b.ReportMetric(float64(tRaw)/float64(tBoot), "boot-vs-raw")
 }
+
+// BenchmarkStorageLoad measures what authenticating secure storage costs
+// at boot: loading both banks with the MAC check (PUF key recovery, HKDF,
+// HMAC-SHA-256 and the class-key pad) against the integrity check alone
+// (SHA-256, what the SBM did before records were MACed), in the same run,
+// and relates the difference to a whole boot of a 1 MiB application.
+// mac-vs-integrity is the MAC load's time / the integrity load's;
+// mac-share-of-boot is (MAC load − integrity load) / boot.
+func BenchmarkStorageLoad(b *testing.B) {
+	bd, err := vmcu.LookupBoard("default")
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := &dev{t: b, d: vmcu.NewMemory(bd, 43), c: ctxA}
+	v.installSBM()
+	v.provision(false)
+	rel := newRelease(b, ctxA, appData(1<<20, 7), "1.0.0", 1)
+	if err := v.install(rel.forDevice(v)); err != nil {
+		b.Fatal(err)
+	}
+	v.expectBoot(rel)
+	f := v.d.Flash(hal.PrivSBM)
+	var tMAC, tInt, tBoot time.Duration
+	timed := func(fn func()) time.Duration { t := time.Now(); fn(); return time.Since(t) }
+	load := func(p hal.PUF) func() {
+		return func() {
+			var s storage
+			var st state
+			s.open(f, p)
+			s.load(&st)
+			if !st.app.present {
+				b.Fatal("no record loaded")
+			}
+		}
+	}
+	for b.Loop() {
+		tMAC += timed(load(v.d.PUF()))
+		tInt += timed(load(nil))
+		tBoot += timed(func() { v.boot(false, false) })
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(tMAC.Nanoseconds())/n, "ns/load-mac")
+	b.ReportMetric(float64(tInt.Nanoseconds())/n, "ns/load-integrity")
+	b.ReportMetric(float64(tBoot.Nanoseconds())/n, "ns/boot")
+	b.ReportMetric(float64(tMAC)/float64(tInt), "mac-vs-integrity")
+	b.ReportMetric(float64(tMAC-tInt)/float64(tBoot), "mac-share-of-boot")
+}

@@ -357,6 +357,9 @@ func (e *tortureEnv) choose(name string, ops []vmcu.Op, eligible []int, sc *scen
 		}
 		for _, at := range eligible {
 			op := ops[at-1]
+			if op.Kind == vmcu.OpFuseProgram {
+				set[at] = true // the anti-rollback fuse write after a commit
+			}
 			if inSecure(e.board, op) {
 				for d := -1; d <= 1; d++ {
 					if at+d >= 1 && at+d <= len(ops) {

@@ -105,6 +105,15 @@ func (sc *scenario) check(r *rig, atLeast int, exact bool) error {
 	if st.App.SecurityCounter != a.counter || st.SecurityCounter != a.counter {
 		return fmt.Errorf("security counter %d (entry %d), want %d", st.SecurityCounter, st.App.SecurityCounter, a.counter)
 	}
+	// The anti-rollback fuse follows the table (a cut between the table
+	// commit and the fuse write is completed by the boot just made).
+	fuse, err := hal.ReadCounter(r.d.Fuses(), sbm.FuseSecurityCounter)
+	if err != nil {
+		return err
+	}
+	if uint32(fuse) != a.counter {
+		return fmt.Errorf("anti-rollback fuse counter %d, table counter %d", fuse, a.counter)
+	}
 	return nil
 }
 
