@@ -16,6 +16,7 @@ import (
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/sbm"
+	"github.com/sbm-project/sbm/sbm/mailbox"
 	"github.com/sbm-project/sbm/sim"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/upk"
@@ -237,5 +238,52 @@ func TestProvisionRecordsSBMMeasurement(t *testing.T) {
 	}
 	if got := be.prov.Record.SBMMeasurement; got != fmt.Sprintf("%x", m) {
 		t.Fatalf("recorded SBM measurement %s, device's %x", got, m)
+	}
+}
+
+// failingPort fails the debug write of the n-th mailbox request.
+type failingPort struct {
+	DebugPort
+	n, writes int
+}
+
+func (p *failingPort) Write(ctx context.Context, addr uint32, data []byte) error {
+	if addr == uint32(vmcu.RAMBase+mailbox.Offset) {
+		if p.writes++; p.writes == p.n {
+			return errors.New("link lost")
+		}
+	}
+	return p.DebugPort.Write(ctx, addr, data)
+}
+
+// TestProvisionRetry: a provisioning that failed before the certificate
+// was installed recorded nothing, so the same chip can be provisioned
+// again; once it has a record, it cannot.
+func TestProvisionRetry(t *testing.T) {
+	c, err := trust.Init(filepath.Join(t.TempDir(), "ctx"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := vmcu.LookupBoard("small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := vmcu.NewMemory(b, 7)
+	run := sim.StartDevice(context.Background(), dev, sim.Firmware(nil))
+	defer run.Stop()
+	opts := &ProvisionOptions{SBMImage: sbm.Descriptor(), NoLock: true}
+	// The second mailbox request installs the certificate: it is lost.
+	if _, err := Provision(context.Background(), c, &failingPort{DebugPort: dev.DebugPort(), n: 2}, opts); err == nil {
+		t.Fatal("provisioning over a failing link succeeded")
+	}
+	if ids, _ := c.Devices(); len(ids) != 0 {
+		t.Fatalf("a failed provisioning recorded %v", ids)
+	}
+	p, err := Provision(context.Background(), c, dev.DebugPort(), opts)
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if _, err := Provision(context.Background(), c, dev.DebugPort(), opts); !errors.Is(err, trust.ErrDeviceExists) {
+		t.Fatalf("provisioning device %x again: %v, want trust.ErrDeviceExists", p.ID, err)
 	}
 }
