@@ -36,6 +36,10 @@ to the device and recorded in the context's production records
 (devices/ID.json); finally the lock bits are blown (debug lock, SBM
 write-protect, secure storage hidden) unless --no-lock.
 
+A production record is never replaced: a device whose ID already has one (a
+clone of a certified device, or the same chip provisioned again) is refused
+before anything is written to it, with exit status 1.
+
 If the device is running ("sbm device run"), its debug socket is used;
 otherwise the device is powered on in-process for the duration.`,
 		Args: noArgs,
