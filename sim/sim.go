@@ -120,14 +120,19 @@ func (r *Running) Stop() error {
 }
 
 // ReadState returns the SBM's public state from the device directory dir
-// (it works while the device runs) and the lifecycle accounting for the
-// lock fuses.
+// (it works while the device runs; records are authenticated as the SBM
+// does, so a forged record is not shown) and the lifecycle accounting for
+// the lock fuses.
 func ReadState(dir string) (*sbm.State, error) {
 	f, err := vmcu.FlashSnapshot(dir)
 	if err != nil {
 		return nil, err
 	}
-	st, err := sbm.ReadState(f, nil) // integrity only: the PUF is the running device's
+	puf, err := vmcu.PUFSnapshot(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sbm.ReadState(f, puf) // authenticated, as the SBM reads it
 	if err != nil {
 		return nil, fmt.Errorf("reading the SBM state: %w", err)
 	}

@@ -179,3 +179,27 @@ func (f *snapshotFlash) Read(addr uint32, p []byte) error {
 }
 
 var errReadOnly = errors.New("vmcu: flash snapshot is read-only")
+
+// PUFSnapshot returns the PUF of the device in dir, for host tools that
+// read its state from the files while it may be running (sbm device info):
+// it answers the chip's noiseless reference response, which recovers the
+// same key as any power-up reading. No tool of a real part could do this;
+// the virtual MCU's host tools use it to authenticate secure storage
+// exactly as the SBM does.
+func PUFSnapshot(dir string) (hal.PUF, error) {
+	s, err := readSnapshot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return snapshotPUF{&Device{silicon: s.silicon}}, nil
+}
+
+type snapshotPUF struct{ d *Device }
+
+func (p snapshotPUF) Response(b []byte) error {
+	if len(b) != hal.PUFResponseSize {
+		return errPUFSize
+	}
+	p.d.pufReference((*[hal.PUFResponseSize]byte)(b))
+	return nil
+}
