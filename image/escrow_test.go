@@ -1,10 +1,16 @@
 package image
 
 import (
+	"bytes"
+	"crypto/elliptic"
 	"encoding/hex"
 	"errors"
+	"math/big"
+	"os"
+	"strings"
 	"testing"
 
+	"github.com/sbm-project/sbm/internal/cose"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/upk"
@@ -67,5 +73,34 @@ func TestVerifyEscrow(t *testing.T) {
 	cek, err := RecoverCEK(f.ctx, f.pkg)
 	if err != nil || *cek != f.created.CEK {
 		t.Errorf("RecoverCEK: %v", err)
+	}
+}
+
+// TestHighSContextKeyCert checks the message for a context whose key
+// certificate was signed before the low-S rule (spec §2).
+func TestHighSContextKeyCert(t *testing.T) {
+	f := newFixture(t, trust.SuiteP256, 10)
+	path := f.ctx.Path("update-authority.keycert")
+	kc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cose.DecodeSign1(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := bytes.Clone(s.Signature)
+	n := elliptic.P256().Params().N
+	new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:])).FillBytes(sig[32:])
+	if err := os.WriteFile(path, cose.AppendSign1(nil, s.Protected, s.Unprotected, s.Payload, sig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := trust.Open(f.ctx.Dir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Anchors(c)
+	if !errors.Is(err, cose.ErrHighS) || !strings.Contains(err.Error(), "update-authority key certificate has a high-S") {
+		t.Fatalf("Anchors = %v", err)
 	}
 }

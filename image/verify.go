@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sbm-project/sbm/internal/cose"
 	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/trust"
@@ -41,12 +42,22 @@ func Anchors(c *trust.Context) (*secpkg.Anchors, error) {
 		a.Suite = secpkg.SuiteEd25519
 	}
 	if err := a.TrustKeyCert(c.ImageSigningKeyCert(), secpkg.RoleImageSigning); err != nil {
-		return nil, fmt.Errorf("context's image-signing key certificate: %w", err)
+		return nil, contextKeyCertError("image-signing", err)
 	}
 	if err := a.TrustKeyCert(c.UpdateAuthorityKeyCert(), secpkg.RoleUpdateAuthority); err != nil {
-		return nil, fmt.Errorf("context's update-authority key certificate: %w", err)
+		return nil, contextKeyCertError("update-authority", err)
 	}
 	return a, nil
+}
+
+// contextKeyCertError describes a context key certificate that does not
+// verify.
+func contextKeyCertError(role string, err error) error {
+	if errors.Is(err, cose.ErrHighS) {
+		// Contexts made before the low-S rule (spec §2) may have one.
+		return fmt.Errorf("context's %s key certificate has a high-S ES256 signature, which the format no longer accepts: sign it again with the root key (signing is deterministic; the new signature is low-S): %w", role, err)
+	}
+	return fmt.Errorf("context's %s key certificate: %w", role, err)
 }
 
 // A Verifier verifies packages against one context's anchors, which it
