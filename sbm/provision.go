@@ -194,7 +194,7 @@ func (m *machine) installCertificate(der, caChain []byte) *wire.Error {
 	if caChain != nil {
 		// The chain must be the device certificate's: leaf to root key
 		// (validity is not checked: the device has no clock yet).
-		if err := verifyChain(certs[:1+n], st.root(), uint8(st.suite), 0); err != nil {
+		if err := verifyChain(certs[:1+n], st.root(), uint8(st.suite), 0, x509lite.UsageClientAuth); err != nil {
 			werr, _ := err.(*wire.Error)
 			return wire.Errorf(werr.Code, "ca chain: "+werr.Detail)
 		}

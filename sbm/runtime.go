@@ -9,6 +9,7 @@ import (
 	"github.com/sbm-project/sbm/attest"
 	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/internal/secpkg"
+	"github.com/sbm-project/sbm/internal/x509lite"
 	"github.com/sbm-project/sbm/wire"
 )
 
@@ -100,7 +101,7 @@ func (s *services) VerifyChain(chain []byte, now uint64) error {
 	if now == 0 {
 		now = m.st.timeFloor
 	}
-	return verifyChain(certs[:n], m.st.root(), uint8(m.st.suite), now)
+	return verifyChain(certs[:n], m.st.root(), uint8(m.st.suite), now, x509lite.UsageAny)
 }
 
 // Sign signs a SHA-256 digest with the device identity key: ES256 or

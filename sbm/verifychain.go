@@ -9,9 +9,10 @@ import (
 
 // verifyChain checks DER certificates, leaf first, against the root key
 // of suite at time now (epoch seconds) with the device-side X.509
-// validator, and maps its errors to protocol codes.
-func verifyChain(certs [][]byte, rootKey []byte, suite uint8, now uint64) error {
-	err := x509lite.VerifyChain(certs, rootKey, suite, now)
+// validator, requiring usage of the first one, and maps its errors to
+// protocol codes.
+func verifyChain(certs [][]byte, rootKey []byte, suite uint8, now uint64, usage x509lite.Usage) error {
+	err := x509lite.VerifyChainFor(certs, rootKey, suite, now, usage)
 	if err == nil {
 		return nil
 	}
