@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/elliptic"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sbm-project/sbm/internal/aeskw"
+	"github.com/sbm-project/sbm/internal/cose"
 	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/internal/secpkg"
@@ -391,6 +394,16 @@ func buildVectors(t *testing.T, files map[string][]byte) []Vector {
 		neg("escrow-device-key", wire.CodeNotRecipient, dp.Package, s+"-escrow-device-key.upk",
 			issueFor("escrow-device-key-upk", dp.Package.Manifest, &dp.CEK, upk.Recipient{Kind: upk.Escrow, Key: dev.PublicKey()}, upk.Options{NotAfter: year}), devRel).Note =
 			"recipient kind 3 whose key-id is the device's key: the unwrap would succeed, the kind is refused"
+		if suite == trust.SuiteP256 {
+			// High-S (spec §2): the manifest's and the UPK's valid
+			// signatures replaced by their high-S twins.
+			hs := *dp.Package
+			hs.Manifest = highS(t, dp.Package.Manifest)
+			neg("high-s-manifest", wire.CodeSignature, &hs, dupkFile, nil, devRel).Note =
+				"the device vector with the manifest's s replaced by n - s: a valid ECDSA signature, but not low-S"
+			neg("high-s-upk", wire.CodeSignature, dp.Package, s+"-high-s-upk.upk", highS(t, dupk), devRel).Note =
+				"the device vector's UPK with s replaced by n - s: a valid ECDSA signature, but not low-S"
+		}
 		// A garbage UPK record next to a valid one (spec §8).
 		garbage := *dp.Package
 		garbage.UPKs = [][]byte{dupk, []byte("this record is not a UPK")}
@@ -398,6 +411,20 @@ func buildVectors(t *testing.T, files map[string][]byte) []Vector {
 			"the first UPK record is valid and opens the package; the second is not a COSE_Sign1, so the package is invalid"
 	}
 	return vecs
+}
+
+// highS returns the ES256 COSE_Sign1 msg with its signature r ‖ s
+// replaced by r ‖ n − s.
+func highS(t *testing.T, msg []byte) []byte {
+	t.Helper()
+	m, err := cose.DecodeSign1(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := bytes.Clone(m.Signature)
+	n := elliptic.P256().Params().N
+	new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:])).FillBytes(sig[32:])
+	return cose.AppendSign1(nil, m.Protected, m.Unprotected, m.Payload, sig)
 }
 
 // intermediate computes the key derivation of a UPK for key (spec §7.2)

@@ -299,6 +299,8 @@ func describe(err error, signer string) string {
 		return "is " + strings.TrimSuffix(detail, ": not the recipient of this upk")
 	case errors.Is(err, secpkg.ErrKeyCert):
 		return "key certificate does not chain to the root: " + detail
+	case errors.Is(err, cose.ErrHighS) && !errors.Is(err, secpkg.ErrKeyCert):
+		return "signature is high-S (s > n/2), which the format refuses (spec §2)"
 	case errors.Is(err, secpkg.ErrSignature):
 		return "signature does not verify with the " + signer + " key"
 	case errors.Is(err, secpkg.ErrNotRecipient):
