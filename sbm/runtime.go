@@ -8,6 +8,7 @@ import (
 
 	"github.com/sbm-project/sbm/attest"
 	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/cose"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/internal/x509lite"
 	"github.com/sbm-project/sbm/wire"
@@ -132,6 +133,7 @@ func (s *services) Sign(dst, digest []byte) ([]byte, error) {
 	if !derToRaw(der, &raw) {
 		return dst, wire.Errorf(wire.CodeInternal, "signing failed")
 	}
+	cose.NormalizeLowS(raw[:]) // the one encoding verifiers accept (spec §2)
 	return append(dst, raw[:]...), nil
 }
 

@@ -199,7 +199,7 @@ func TestServicesSign(t *testing.T) {
 			digest := sha256.Sum256([]byte("challenge"))
 			var sigs [][]byte
 			v.run(func(s Services) {
-				for i := range 3 {
+				for i := range 64 {
 					sig, err := s.Sign([]byte{7}, digest[:])
 					if err != nil || len(sig) != 65 || sig[0] != 7 {
 						t.Fatalf("sign %d: %d bytes, %v", i, len(sig), err)
@@ -217,7 +217,10 @@ func TestServicesSign(t *testing.T) {
 			for _, sig := range sigs {
 				switch pub := v.cert.PublicKey.(type) {
 				case *ecdsa.PublicKey:
-					// ES256 with the digest as the message.
+					// ES256 with the digest as the message, low-S.
+					if !cose.IsLowS(sig) {
+						t.Fatal("high-S signature from Sign")
+					}
 					r, s := rawSigToRS(sig)
 					h := sha256.Sum256(digest[:])
 					if !ecdsa.Verify(pub, h[:], r, s) {
