@@ -24,7 +24,8 @@ func TestDemo(t *testing.T) {
 	}
 	for _, want := range []string{
 		"openssl verify", "token verified", "installed 2.0.0",
-		"decryption failed", "downgrade", "not the recipient", "debug port locked",
+		"decryption failed", "downgrade", "not the recipient",
+		"below the anti-rollback fuse 2", "record not authentic", "2.0.0 boots verified again", "debug port locked",
 		"Every step behaved as expected",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -35,6 +35,9 @@ type story struct {
 	console         *console
 	releases        map[string]*release
 	deviceKA        upk.Recipient
+	fw              vmcu.Firmware // the device's firmware, for power cycles
+	v1Flash         []byte        // the flash chip copied while 1.0.0 ran
+	v1Step          int           // the step it was copied in
 }
 
 // release is a packaged application version.
@@ -58,7 +61,7 @@ func (s *story) close() {
 func (s *story) run(ctx context.Context) error {
 	steps := []func(context.Context) error{
 		s.createContext, s.newDevice, s.provision, s.packageV1, s.programV1,
-		s.bootAndAttest, s.update, s.attacks, s.debugClosed,
+		s.bootAndAttest, s.copyFlash, s.update, s.attacks, s.flashChip, s.debugClosed,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -100,7 +103,8 @@ func (s *story) newDevice(ctx context.Context) error {
 	s.devID = in.ID
 	s.n.say("board %s: %s", b.Name, b.Description)
 	s.n.say("blank silicon: erased flash, unblown fuses, unique ID %s, a PUF", s.devID)
-	if s.device, err = sim.Start(ctx, s.devDir, sim.FirmwareWithApps(nil, nil), nil); err != nil {
+	s.fw = sim.FirmwareWithApps(nil, nil)
+	if s.device, err = sim.Start(ctx, s.devDir, s.fw, nil); err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
