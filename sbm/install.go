@@ -274,6 +274,11 @@ func (m *machine) resume() {
 	if werr == nil && (v.manifest.Digest != p.manifestDigest || v.upk.ID != p.upkID) {
 		werr = wire.Errorf(wire.CodeState, "staged package changed")
 	}
+	if werr != nil && werr.Code == wire.CodeFormat {
+		// Only a genuine, authenticated package gets a marker: one that
+		// no longer parses was replaced in the staging slot.
+		werr = wire.Errorf(wire.CodeState, "staged package changed ("+werr.Detail+")")
+	}
 	if werr == nil {
 		werr = m.authenticate(&v)
 	}
