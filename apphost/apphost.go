@@ -73,6 +73,28 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("apphost: application exited with status %d", e.Status)
 }
 
+// ErrNotRunnable is returned (wrapped) by Run when the verified image is
+// not a WebAssembly module this runtime can compile: nothing of it ran.
+var ErrNotRunnable = errors.New("the application is not a WebAssembly module this device can run")
+
+// notRunnableError is ErrNotRunnable with its reason.
+type notRunnableError struct{ reason string }
+
+func (e *notRunnableError) Error() string { return "apphost: " + ErrNotRunnable.Error() + ": " + e.reason }
+func (e *notRunnableError) Unwrap() error { return ErrNotRunnable }
+
+// notRunnableReason says why code does not compile, naming the format when
+// it is a known one.
+func notRunnableReason(code []byte, err error) string {
+	switch {
+	case len(code) >= 4 && string(code[:4]) == "\x7fELF":
+		return "an ELF image, not WebAssembly"
+	case len(code) < 4 || string(code[:4]) != "\x00asm":
+		return "not WebAssembly (no magic number)"
+	}
+	return "does not compile: " + err.Error()
+}
+
 // exitStopped is the exit code with which a host function ends the module
 // when the device stops (reset, power loss) during one of its hal calls.
 const exitStopped = 0xdead
@@ -81,7 +103,9 @@ const exitStopped = 0xdead
 // done (the device resets, loses power or shuts down). It returns nil when
 // the application exits with status 0, an *ExitError for another status,
 // ctx's error (wrapped) when it was stopped, and an error wrapping
-// ErrMeasurement when the flash no longer holds the verified bytes.
+// ErrMeasurement when the flash no longer holds the verified bytes, and
+// one wrapping ErrNotRunnable when the image does not compile (then it
+// also reports it through app.NotRunnable, so the SBM records it).
 //
 // The module is compiled from the flash bytes in place when hw.AppFlash
 // (or hw.Flash) implements hal.Mapper, else from one copy read through
@@ -122,6 +146,9 @@ func Run(ctx context.Context, hw *hal.Hardware, app *sbm.AppInfo, opts *Options)
 	err = h.run(ctx, code)
 	if h.stop != nil {
 		panic(h.stop)
+	}
+	if nr := (*notRunnableError)(nil); errors.As(err, &nr) && app.NotRunnable != nil {
+		app.NotRunnable(nr.reason)
 	}
 	return err
 }
@@ -169,7 +196,7 @@ func (h *host) run(ctx context.Context, code []byte) error {
 	}
 	cm, err := r.CompileModule(ctx, code)
 	if err != nil {
-		return fmt.Errorf("apphost: compiling the application: %w", err)
+		return &notRunnableError{notRunnableReason(code, err)}
 	}
 	// The bytes compiled must be the verified ones: check again after
 	// compiling, so that a change during compilation is caught too.

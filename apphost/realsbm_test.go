@@ -27,6 +27,7 @@ import (
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/upk"
 	"github.com/sbm-project/sbm/vmcu"
+	"github.com/sbm-project/sbm/wire"
 	"github.com/sbm-project/sbm/wire/client"
 )
 
@@ -272,4 +273,35 @@ func outsideStaging(f hal.Flash) []byte {
 		panic(err)
 	}
 	return append(b[:st.Start:st.Start], b[st.End():]...)
+}
+
+// TestRealSBMNotRunnable: an image the runtime cannot execute (an ELF file,
+// validly packaged and installed) is a recorded state, not a silent
+// failure: the SBM stores CodeAppStart with the reason as the last error
+// and stays in recovery, where the next programming works and clears it.
+func TestRealSBMNotRunnable(t *testing.T) {
+	v := newRealDevice(t, sim.FirmwareWithApps(nil, &apphost.Options{Cache: apphost.TestCache}))
+	elf := append([]byte("\x7fELF\x01\x01\x01"), bytes.Repeat([]byte{0x42}, 4000)...)
+	v.program(elf, "1.0.0", 1)
+	deadline := time.Now().Add(20 * time.Second)
+	var st *sbm.State
+	for {
+		var err error
+		if st, err = sbm.ReadState(v.d.Flash(hal.PrivSBM), v.d.PUF()); err != nil {
+			t.Fatal(err)
+		}
+		if st.LastError == wire.CodeAppStart || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.LastError != wire.CodeAppStart || st.LastErrorDetail != "an ELF image, not WebAssembly" {
+		t.Fatalf("last error %d %q", st.LastError, st.LastErrorDetail)
+	}
+	// In recovery: the updater can be programmed right away.
+	v.program(apphost.BuiltApp("updater"), "1.0.1", 1)
+	waitFor(t, &v.out, "ready")
+	if st, _ := sbm.ReadState(v.d.Flash(hal.PrivSBM), v.d.PUF()); st.LastError != 0 {
+		t.Fatalf("last error not cleared: %d %q", st.LastError, st.LastErrorDetail)
+	}
 }

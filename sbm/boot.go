@@ -66,6 +66,14 @@ type AppInfo struct {
 	// Services are the SBM's runtime services for this application
 	// (docs/spec/services.md).
 	Services Services
+	// NotRunnable is for the runtime that Launch hands the application to,
+	// never for the application: called before the application's first
+	// instruction when the runtime cannot execute the verified image (not
+	// in a format it runs, does not compile), it makes the SBM record the
+	// reason as the last error (CodeAppStart) and enter recovery when
+	// Launch returns. The reason depends only on the image, so a device
+	// that cannot start its application commits it once.
+	NotRunnable func(reason string)
 }
 
 // machine is the SBM's whole state for one boot. It is allocated once.
@@ -231,7 +239,19 @@ func (m *machine) launch(app *AppInfo) {
 	m.log("sbm: verified application ", app.Version, " (sha256 ", shortHash(app.Digest[:]), ")")
 	app.Services = m.services(app)
 	if m.opts.Launch != nil {
+		var reason string
+		app.NotRunnable = func(r string) {
+			if reason == "" {
+				reason = r
+			}
+		}
 		m.opts.Launch(app)
+		if reason != "" {
+			werr := wire.Errorf(wire.CodeAppStart, reason)
+			m.log("sbm: recovery: the application cannot start: ", reason)
+			m.noteError(werr)
+			m.recovery()
+		}
 		return
 	}
 	m.log("sbm: no application runtime; idle until reset")

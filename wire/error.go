@@ -38,6 +38,7 @@ const (
 	CodeTimeout         Code = 20 // session ended by inactivity
 	CodeInternal        Code = 21 // unexpected device error
 	CodeSlot            Code = 22 // manifest targets a slot this device does not have
+	CodeAppStart        Code = 23 // the verified application cannot be started by the device's runtime
 )
 
 var codeNames = [...]string{
@@ -45,7 +46,7 @@ var codeNames = [...]string{
 	"flash failure", "malformed package", "signature", "vendor or class mismatch", "not the recipient",
 	"upk bound to another manifest", "upk expired or not yet valid", "upk replayed", "downgrade",
 	"decryption failed", "digest mismatch", "not provisioned", "application hash mismatch",
-	"no application", "timeout", "internal error", "unknown slot",
+	"no application", "timeout", "internal error", "unknown slot", "application cannot start",
 }
 
 // String returns a short description of the code.
