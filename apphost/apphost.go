@@ -80,7 +80,9 @@ var ErrNotRunnable = errors.New("the application is not a WebAssembly module thi
 // notRunnableError is ErrNotRunnable with its reason.
 type notRunnableError struct{ reason string }
 
-func (e *notRunnableError) Error() string { return "apphost: " + ErrNotRunnable.Error() + ": " + e.reason }
+func (e *notRunnableError) Error() string {
+	return "apphost: " + ErrNotRunnable.Error() + ": " + e.reason
+}
 func (e *notRunnableError) Unwrap() error { return ErrNotRunnable }
 
 // notRunnableReason says why code does not compile, naming the format when
