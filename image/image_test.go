@@ -131,7 +131,7 @@ func TestHostDeviceRoundTrip(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		var key *ecdh.PrivateKey
+		var key trust.KeyAgreer
 		var u []byte
 		if classUPK {
 			key, _ = c.ClassKey()

@@ -2,7 +2,6 @@ package image
 
 import (
 	"bytes"
-	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"io"
@@ -77,9 +76,10 @@ func NewVerifier(c *trust.Context) (*Verifier, error) {
 
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
-	// Key is the recipient's key-agreement private key. Without it, Verify
-	// checks signatures and structure only and cannot decrypt.
-	Key *ecdh.PrivateKey
+	// Key is the recipient's key-agreement private key (a file key, or a
+	// context's token-held class or escrow key). Without it, Verify checks
+	// signatures and structure only and cannot decrypt.
+	Key trust.KeyAgreer
 	// UPK is a UPK to use instead of those in the package.
 	UPK []byte
 	// DeviceID is the ID of the device that holds Key; when set, a device

@@ -100,6 +100,14 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	if err := c.CheckNewDevice(id[:]); err != nil {
 		return nil, err
 	}
+	// The class key can be sent only from a file context: a token does not
+	// let it out. Find out before touching the device.
+	var classKey []byte
+	if opts.ClassKey {
+		if classKey, err = c.ExportClassKey(); err != nil {
+			return nil, err
+		}
+	}
 
 	// 1. Install the SBM.
 	if err := installSBM(ctx, dp, board, opts.SBMImage); err != nil {
@@ -141,11 +149,7 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 		req.Suite = 2
 	}
 	if opts.ClassKey {
-		k, err := c.ClassKey()
-		if err != nil {
-			return nil, err
-		}
-		req.ClassKey = rawPrivate(k.Bytes())
+		req.ClassKey = rawPrivate(classKey)
 	}
 	resp, err := exchange(ctx, dp, req, opts.Timeout)
 	if err != nil {

@@ -5,8 +5,10 @@
 //
 // A context is a directory holding a context.toml file, PKCS#8 PEM private
 // keys (mode 0600, optionally encrypted with a passphrase) and public
-// certificates. Private keys are only ever used through crypto.Signer and
-// *ecdh.PrivateKey, so that a hardware security module can hold them.
+// certificates, or a context.toml naming keys held by a PKCS#11 token
+// (keystore = "pkcs11"). Private keys are only ever used through
+// crypto.Signer and KeyAgreer, so that a hardware security module can hold
+// them.
 package trust
 
 import (
@@ -70,7 +72,10 @@ type config struct {
 	Organization string    `toml:"organization"`
 	Created      time.Time `toml:"created"`
 	Encrypted    bool      `toml:"encrypted"`
-	Keys         struct {
+	// Keystore is "files" (or empty) or "pkcs11"; with pkcs11 every
+	// Keys entry is a pkcs11: URI.
+	Keystore Keystore `toml:"keystore,omitempty"`
+	Keys     struct {
 		Root              string `toml:"root"`
 		ImageSigning      string `toml:"image_signing"`
 		UpdateAuthority   string `toml:"update_authority"`
@@ -101,6 +106,8 @@ type Context struct {
 	imageKeyCert, updateKeyCert []byte
 	classPub, escrowPub         *ecdh.PublicKey
 	signers                     map[KeyRole]crypto.Signer
+	agreers                     map[string]KeyAgreer
+	tok                         tokenStore
 }
 
 // InitOptions configures Init.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/BurntSushi/toml"
 )
@@ -19,7 +18,7 @@ func Open(dir string, opts *OpenOptions) (*Context, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
-	c := &Context{dir: dir, passphrase: opts.Passphrase, signers: map[KeyRole]crypto.Signer{}}
+	c := &Context{dir: dir, passphrase: opts.Passphrase, signers: map[KeyRole]crypto.Signer{}, agreers: map[string]KeyAgreer{}}
 	data, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -38,6 +37,9 @@ func Open(dir string, opts *OpenOptions) (*Context, error) {
 		return nil, fmt.Errorf("%s: unsupported context format %d", filepath.Join(dir, ConfigFile), c.cfg.Format)
 	}
 	if _, err := ParseSuite(string(c.cfg.Suite)); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+	}
+	if err := c.checkKeystore(); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
 	}
 	if err := c.loadPublic(); err != nil {
@@ -215,16 +217,27 @@ func (c *Context) Signer(role KeyRole) (crypto.Signer, error) {
 	if loc == "" {
 		return nil, fmt.Errorf("unknown key role %v", role)
 	}
-	if strings.Contains(loc, ":") && !filepath.IsAbs(loc) {
-		return nil, fmt.Errorf("%s key %q: key stores other than PKCS#8 files are not supported by this build", role, loc)
-	}
-	pass, err := c.getPassphrase()
-	if err != nil {
-		return nil, err
-	}
-	s, err := LoadSigner(c.Path(loc), pass)
-	if err != nil {
-		return nil, fmt.Errorf("%s key: %w", role, err)
+	var s crypto.Signer
+	if c.keystore() == KeystorePKCS11 {
+		tok, _, err := c.token()
+		if err != nil {
+			return nil, fmt.Errorf("%s key: %w", role, err)
+		}
+		u, err := ParsePKCS11URI(loc)
+		if err != nil {
+			return nil, fmt.Errorf("%s key: %w", role, err)
+		}
+		if s, err = tok.signer(u, c.expectedPublic(role)); err != nil {
+			return nil, fmt.Errorf("%s key: %w", role, err)
+		}
+	} else {
+		pass, err := c.getPassphrase()
+		if err != nil {
+			return nil, err
+		}
+		if s, err = LoadSigner(c.Path(loc), pass); err != nil {
+			return nil, fmt.Errorf("%s key: %w", role, err)
+		}
 	}
 	if err := c.checkSigner(role, s); err != nil {
 		return nil, err
@@ -252,27 +265,87 @@ func (c *Context) checkSigner(role KeyRole, s crypto.Signer) error {
 	return nil
 }
 
-// ClassKey returns the device class's key-agreement private key.
-func (c *Context) ClassKey() (*ecdh.PrivateKey, error) {
+// ClassKey returns the device class's key-agreement private key. Its
+// value can be had (for provisioning devices with it) only from a file
+// context, through ExportClassKey.
+func (c *Context) ClassKey() (KeyAgreer, error) {
 	return c.loadKA("class key-agreement", c.cfg.Keys.ClassKeyAgreement, c.classPub)
 }
 
 // EscrowKey returns the escrow key-agreement private key.
-func (c *Context) EscrowKey() (*ecdh.PrivateKey, error) {
+func (c *Context) EscrowKey() (KeyAgreer, error) {
 	return c.loadKA("escrow", c.cfg.Keys.Escrow, c.escrowPub)
 }
 
-func (c *Context) loadKA(what, rel string, pub *ecdh.PublicKey) (*ecdh.PrivateKey, error) {
-	pass, err := c.getPassphrase()
-	if err != nil {
-		return nil, err
+func (c *Context) loadKA(what, loc string, pub *ecdh.PublicKey) (KeyAgreer, error) {
+	if k, ok := c.agreers[what]; ok {
+		return k, nil
 	}
-	k, err := LoadKeyAgreementKey(c.Path(rel), pass)
-	if err != nil {
-		return nil, fmt.Errorf("%s key: %w", what, err)
+	var k KeyAgreer
+	if c.keystore() == KeystorePKCS11 {
+		tok, _, err := c.token()
+		if err != nil {
+			return nil, fmt.Errorf("%s key: %w", what, err)
+		}
+		u, err := ParsePKCS11URI(loc)
+		if err != nil {
+			return nil, fmt.Errorf("%s key: %w", what, err)
+		}
+		if k, err = tok.keyAgreer(u, pub); err != nil {
+			return nil, fmt.Errorf("%s key: %w", what, err)
+		}
+	} else {
+		pass, err := c.getPassphrase()
+		if err != nil {
+			return nil, err
+		}
+		fk, err := LoadKeyAgreementKey(c.Path(loc), pass)
+		if err != nil {
+			return nil, fmt.Errorf("%s key: %w", what, err)
+		}
+		k = fk
 	}
 	if !k.PublicKey().Equal(pub) {
 		return nil, errors.New(what + " key does not match its public key")
 	}
+	c.agreers[what] = k
 	return k, nil
+}
+
+// expectedPublic returns the public key a signing key of role must have,
+// from the context's X.509 certificates, or nil.
+func (c *Context) expectedPublic(role KeyRole) crypto.PublicKey {
+	switch role {
+	case RootKey:
+		return c.rootCert.PublicKey
+	case DeviceCAKey:
+		return c.deviceCACert.PublicKey
+	}
+	return nil // checked against the key certificate by its users
+}
+
+// checkKeystore checks that the key locations fit the keystore.
+func (c *Context) checkKeystore() error {
+	k := &c.cfg.Keys
+	locs := []string{k.Root, k.ImageSigning, k.UpdateAuthority, k.DeviceCA, k.ClassKeyAgreement, k.Escrow}
+	switch c.keystore() {
+	case KeystoreFiles:
+		for _, l := range locs {
+			if isURI(l) {
+				return fmt.Errorf("key %q is a URI but the keystore is files (set keystore = \"pkcs11\")", l)
+			}
+		}
+	case KeystorePKCS11:
+		if c.cfg.Encrypted {
+			return errors.New("a pkcs11 keystore cannot be encrypted = true")
+		}
+		for _, l := range locs {
+			if _, err := ParsePKCS11URI(l); err != nil {
+				return fmt.Errorf("key %q: %w", l, err)
+			}
+		}
+	default:
+		return fmt.Errorf("unknown keystore %q (want files or pkcs11)", c.cfg.Keystore)
+	}
+	return nil
 }
