@@ -91,7 +91,7 @@ type machine struct {
 
 	ret retained // update request and rejection, kept in RAM
 
-	fuse     uint32 // the anti-rollback fuse counter (fuseRead: read this boot)
+	fuse     [hal.NumCounters]uint32 // the fuse counters (fuseRead: read this boot)
 	fuseRead bool
 	target   target
 	svc      services // the runtime services of the launched application
@@ -344,9 +344,22 @@ func (m *machine) deviceAnchors() (*secpkg.Anchors, *wire.Error) {
 		return nil, werr
 	}
 	m.anchors = secpkg.Anchors{Suite: st.suite, RootKey: st.root(), VendorID: st.vendorID, ClassID: st.classID}
-	if m.anchors.TrustKeyCert(st.imageCert(), secpkg.RoleImageSigning) != nil ||
-		m.anchors.TrustKeyCert(st.updateCert(), secpkg.RoleUpdateAuthority) != nil {
-		return nil, wire.Errorf(wire.CodeSignature, "stored key certificates do not verify")
+	for _, r := range []secpkg.Role{secpkg.RoleImageSigning, secpkg.RoleUpdateAuthority} {
+		e, werr := m.epochFloor(r)
+		if werr != nil {
+			return nil, werr
+		}
+		m.anchors.MinEpoch[r] = e
+	}
+	// The key certificates stored at provisioning only spare the root
+	// signature check of packages that carry them; revoked ones are not.
+	for _, kc := range []struct {
+		raw  []byte
+		role secpkg.Role
+	}{{st.imageCert(), secpkg.RoleImageSigning}, {st.updateCert(), secpkg.RoleUpdateAuthority}} {
+		if err := m.anchors.TrustKeyCert(kc.raw, kc.role); err != nil && !errors.Is(err, secpkg.ErrRevoked) {
+			return nil, wire.Errorf(wire.CodeSignature, "stored key certificates do not verify")
+		}
 	}
 	m.anchorsOK = true
 	return &m.anchors, nil

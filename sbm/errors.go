@@ -16,11 +16,13 @@ func codeOf(err error) wire.Code {
 	switch {
 	case errors.As(err, &we):
 		return we.Code
+	case errors.Is(err, secpkg.ErrRevoked):
+		return wire.CodeRevoked
 	case errors.Is(err, secpkg.ErrVendor), errors.Is(err, secpkg.ErrClass):
 		return wire.CodeVendorClass
 	case errors.Is(err, secpkg.ErrSignature), errors.Is(err, secpkg.ErrKeyCert),
 		errors.Is(err, secpkg.ErrWrongRole), errors.Is(err, secpkg.ErrAlgorithm),
-		errors.Is(err, secpkg.ErrContentType):
+		errors.Is(err, secpkg.ErrContentType), errors.Is(err, secpkg.ErrRevocation):
 		return wire.CodeSignature
 	case errors.Is(err, secpkg.ErrNotRecipient), errors.Is(err, secpkg.ErrUnwrap):
 		return wire.CodeNotRecipient

@@ -93,6 +93,12 @@ func (m *machine) checkPackage(r io.ReaderAt, size uint32, v *verified) *wire.Er
 	if err != nil {
 		return wire.Errorf(codeOf(err), "upk: "+errText(err))
 	}
+	// A revocation statement takes effect only together with a package
+	// whose keys it does not revoke (the manifest's signer is checked by
+	// VerifyManifest).
+	if r := man.Revocation; r != nil && r.Role == secpkg.RoleUpdateAuthority && u.SignerEpoch < r.MinEpoch {
+		return wire.Errorf(wire.CodeRevoked, "the package's revocation statement revokes its upk's key")
+	}
 	if err := u.CheckManifest(man); err != nil {
 		return wire.Errorf(codeOf(err), "upk: "+errText(err))
 	}
@@ -203,6 +209,9 @@ func (m *machine) install(v *verified) *wire.Error {
 	st.counter = max(st.counter, man.SecurityCounter)
 	st.remember(u.ID, u.Issued)
 	st.timeFloor = max(st.timeFloor, u.Issued, man.Created)
+	if r := man.Revocation; r != nil {
+		st.epochFloor[r.Role] = max(st.epochFloor[r.Role], r.MinEpoch)
+	}
 	st.setError(0, "")
 	st.pending = pendingInstall{}
 	if m.commit() != nil {
@@ -212,6 +221,7 @@ func (m *machine) install(v *verified) *wire.Error {
 	m.ret.erases = 0             // a genuine install renews the staging budget
 	m.writeRetained()
 	m.syncFuses()
+	m.anchorsOK = false // the epoch floors may have risen
 	m.log("sbm: installed application ", man.Version, " (sha256 ", shortHash(man.PayloadDigest[:]), ")")
 	return nil
 }

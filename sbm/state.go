@@ -77,9 +77,13 @@ type state struct {
 	app           appEntry
 	// replayFloor is the issued time of the newest accepted UPK; replay
 	// lists the IDs accepted with exactly that issued time.
-	replayFloor   uint64
-	replay        [ReplayEntries][16]byte
-	replayLen     uint8
+	replayFloor uint64
+	replay      [ReplayEntries][16]byte
+	replayLen   uint8
+	// epochFloor, indexed by secpkg.Role, is the lowest key epoch the
+	// device accepts for the role (a revocation statement installed with
+	// a package); the fuse counters follow it (rollback.go).
+	epochFloor    [3]uint8
 	lastError     wire.Code
 	lastDetail    [maxDetail]byte
 	lastDetailLen uint8
@@ -179,6 +183,7 @@ const (
 	tagCAChain     = 19 // device CA chain, length-prefixed DER certificates
 	tagAppSigner   = 20 // 32-byte key ID of the installed application's signer
 	tagReplayFloor = 21 // u64: issued time of the newest accepted UPK
+	tagEpochFloor  = 22 // 2 bytes: lowest image-signing and update-authority key epochs
 )
 
 var errRecord = errors.New("sbm: invalid secure-storage record")
@@ -232,6 +237,9 @@ func (s *state) encode(dst []byte, pad *[32]byte) []byte {
 		if a.hasSigner {
 			tlv(tagAppSigner, a.signer[:])
 		}
+	}
+	if s.epochFloor != ([3]uint8{}) {
+		tlv(tagEpochFloor, s.epochFloor[1:])
 	}
 	if s.replayFloor > 0 {
 		binary.LittleEndian.PutUint64(u64[:], s.replayFloor)
@@ -369,6 +377,11 @@ func (s *state) decode(b []byte, pad *[32]byte) error {
 		case tagCAChain:
 			ok = n <= len(s.caChain)
 			s.caChainLen = uint16(copy(s.caChain[:], v))
+		case tagEpochFloor:
+			ok = n == 2
+			if ok {
+				copy(s.epochFloor[1:], v)
+			}
 		case tagReplayFloor:
 			ok = n == 8
 			if ok {
@@ -408,6 +421,7 @@ func (s *state) maxBodySize() int {
 	n += tl + 4 + tl + 8                    // counter, time floor
 	n += tl + 72 + MaxVersionSize + tl + 32 // table entry and signer
 	n += tl + 16*ReplayEntries + tl + 8     // replay list and floor
+	n += tl + 2                             // key epoch floors
 	n += 2 * (tl + 1 + maxDetail)           // last error, last update
 	n += tl + 52 + tl                       // pending marker, update request
 	return n

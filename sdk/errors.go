@@ -31,6 +31,8 @@ const (
 	CodeTimeout         Code = 20
 	CodeInternal        Code = 21
 	CodeSlot            Code = 22
+	CodeAppStart        Code = 23
+	CodeRevoked         Code = 24
 )
 
 // Codes from the application runtime.
@@ -58,6 +60,7 @@ var codeNames = map[Code]string{
 	CodeDigest: "digest mismatch", CodeNotProvisioned: "not provisioned",
 	CodeBootHash: "application hash mismatch", CodeNoApplication: "no application",
 	CodeTimeout: "timeout", CodeInternal: "internal error", CodeSlot: "unknown slot",
+	CodeAppStart: "application cannot start", CodeRevoked: "signing key revoked",
 	CodeBadPointer: "bad pointer", CodeBadArgument: "bad argument",
 	CodeUnavailable: "service unavailable", CodeDenied: "url not allowed",
 	CodeNetwork: "network error", CodeHTTPStatus: "http status not 200",

@@ -39,6 +39,7 @@ const (
 	CodeInternal        Code = 21 // unexpected device error
 	CodeSlot            Code = 22 // manifest targets a slot this device does not have
 	CodeAppStart        Code = 23 // the verified application cannot be started by the device's runtime
+	CodeRevoked         Code = 24 // signed with a key whose epoch the device has revoked
 )
 
 var codeNames = [...]string{
@@ -47,6 +48,7 @@ var codeNames = [...]string{
 	"upk bound to another manifest", "upk expired or not yet valid", "upk replayed", "downgrade",
 	"decryption failed", "digest mismatch", "not provisioned", "application hash mismatch",
 	"no application", "timeout", "internal error", "unknown slot", "application cannot start",
+	"signing key revoked",
 }
 
 // String returns a short description of the code.

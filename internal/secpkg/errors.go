@@ -17,6 +17,8 @@ var (
 	ErrSignature        = errors.New("secpkg: signature verification failed")
 	ErrKeyCert          = errors.New("secpkg: invalid key certificate")
 	ErrWrongRole        = errors.New("secpkg: key certificate has the wrong role")
+	ErrRevoked          = errors.New("secpkg: signing key revoked (key epoch below the device's)")
+	ErrRevocation       = errors.New("secpkg: invalid revocation statement")
 	ErrVendor           = errors.New("secpkg: vendor id mismatch")
 	ErrClass            = errors.New("secpkg: class id mismatch")
 	ErrContentType      = errors.New("secpkg: wrong content type")

@@ -40,11 +40,16 @@ type keyCert struct {
 	alg      int64
 	key      []byte // sub-slice of the input
 	vendorID [16]byte
+	epoch    uint8 // key 6, 0 when absent
 }
+
+// MaxEpoch is the largest key epoch (spec §4): a device keeps the lowest
+// epoch it accepts per role in a fuse counter of 256 steps.
+const MaxEpoch = 255
 
 var keyCertSpec = mapSpec{
 	name:     "keycert",
-	names:    []string{"", "role", "alg", "key", "vendor-id", "issued"},
+	names:    []string{"", "role", "alg", "key", "vendor-id", "issued", "epoch"},
 	required: 1<<1 | 1<<2 | 1<<3 | 1<<4 | 1<<5,
 }
 
@@ -70,6 +75,10 @@ func decodeKeyCert(payload []byte) (keyCert, error) {
 			return err
 		case 4:
 			return readFixed(d, c.vendorID[:])
+		case 6:
+			v, err := readUint(d, 0, MaxEpoch)
+			c.epoch = uint8(v)
+			return err
 		default: // 5: issued, informative
 			_, err := d.Uint()
 			return err
@@ -91,6 +100,7 @@ func decodeKeyCert(payload []byte) (keyCert, error) {
 type signed struct {
 	msg    cose.Sign1
 	header cose.Header
+	epoch  uint8 // the signer's key epoch (verifySigned)
 }
 
 // decodeSigned decodes msg (at most max bytes) and checks that its protected
@@ -144,6 +154,9 @@ func verifyKeyCert(a *Anchors, raw []byte, role Role) (keyCert, error) {
 	if c.vendorID != a.VendorID {
 		return c, wrap(ErrKeyCert, ErrVendor)
 	}
+	if int(c.role) < len(a.MinEpoch) && c.epoch < a.MinEpoch[c.role] {
+		return c, ErrRevoked
+	}
 	return c, nil
 }
 
@@ -166,6 +179,7 @@ func verifySigned(a *Anchors, msg []byte, max int, ct string, role Role) (signed
 	if err != nil {
 		return s, err
 	}
+	s.epoch = c.epoch
 	if s.header.KID != KeyID(c.key) {
 		return s, wrap(ErrKeyCert, errKID)
 	}

@@ -2,8 +2,10 @@ package secpkg
 
 import (
 	"crypto/sha256"
+	"errors"
 
 	"github.com/sbm-project/sbm/internal/cbor"
+	"github.com/sbm-project/sbm/internal/cose"
 )
 
 // Manifest is a decoded manifest (spec §5).
@@ -23,6 +25,10 @@ type Manifest struct {
 	SourceFormat    string   // "" when absent
 	Digest          [32]byte // manifest digest (spec §5.2): SHA-256 of the whole COSE_Sign1
 	SignerKID       [32]byte // kid of the image-signing key
+	SignerEpoch     uint8    // key epoch of the image-signing key (spec §4)
+	// Revocation is the root-signed revocation statement the manifest
+	// carries (unprotected label -65538, spec §4.1), verified; nil if none.
+	Revocation *Revocation
 }
 
 // Limits of spec §5.
@@ -76,6 +82,20 @@ func VerifyManifest(a *Anchors, sign1 []byte) (*Manifest, error) {
 	if m.ClassID != a.ClassID {
 		return nil, ErrClass
 	}
+	raw, err := s.msg.UnprotectedBytes(LabelRevocation)
+	switch {
+	case err == nil:
+		if m.Revocation, err = VerifyRevocation(a, raw); err != nil {
+			return nil, err
+		}
+		// The statement takes effect only with an image signed by a key
+		// it does not revoke.
+		if m.Revocation.Role == RoleImageSigning && m.SignerEpoch < m.Revocation.MinEpoch {
+			return nil, wrap(ErrRevoked, errRevokesOwnKey)
+		}
+	case !errors.Is(err, cose.ErrNotFound):
+		return nil, wrap(ErrMalformed, err)
+	}
 	return m, nil
 }
 
@@ -128,6 +148,7 @@ func decodeManifest(s *signed, sign1 []byte) (*Manifest, error) {
 	}
 	m.Digest = sha256.Sum256(sign1)
 	m.SignerKID = s.header.KID
+	m.SignerEpoch = s.epoch
 	return m, nil
 }
 

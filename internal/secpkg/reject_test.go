@@ -67,7 +67,7 @@ func TestManifestRejects(t *testing.T) {
 				{"keycert wrong vendor", withKC(c.keyCert(kcImg.set(4, bs(make([]byte, 16))))), []error{ErrKeyCert, ErrVendor}},
 				{"keycert for another key", withKC(c.keyCert(kcImg.set(3, bs(other.pub)))), []error{ErrKeyCert}},
 				{"keycert wrong alg", withKC(c.keyCert(kcImg.set(2, i(-15-c.suite.Alg())))), []error{ErrKeyCert}},
-				{"keycert unknown critical", withKC(c.keyCert(kcImg.set(6, u(0)))), []error{ErrKeyCert, ErrUnknownCritical}},
+				{"keycert unknown critical", withKC(c.keyCert(kcImg.set(7, u(0)))), []error{ErrKeyCert, ErrUnknownCritical}},
 				{"keycert content type", withKC(c.sign(c.root, ContentTypeManifest, kcImg.enc(), nil)), []error{ErrKeyCert, ErrContentType}},
 				{"keycert missing", withKC(nil), []error{ErrKeyCert}},
 				{"keycert too large", withKC(c.keyCert(kcImg.set(-9, bs(make([]byte, 512))))), []error{ErrKeyCert, ErrTooLarge}},

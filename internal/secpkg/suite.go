@@ -56,6 +56,9 @@ type Anchors struct {
 	RootKey  []byte // raw public key encoding (spec §2)
 	VendorID [16]byte
 	ClassID  [16]byte
+	// MinEpoch, indexed by Role, is the lowest key epoch accepted for the
+	// role (spec §4.1): key certificates of a lower epoch are revoked.
+	MinEpoch [3]uint8
 
 	// trusted holds SHA-256 digests of key certificates already verified
 	// against RootKey (see TrustKeyCert); zero entries are unused.

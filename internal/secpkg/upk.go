@@ -34,6 +34,7 @@ type UPK struct {
 	NotAfter       uint64
 	Issued         uint64
 	SignerKID      [32]byte // kid of the update-authority key
+	SignerEpoch    uint8    // key epoch of the update-authority key (spec §4)
 
 	ephemeral  [65]byte // raw ephemeral public key: 04‖X‖Y or the X25519 key
 	ephLen     int
@@ -132,6 +133,7 @@ func decodeUPK(s *signed) (*UPK, error) {
 		return nil, upkSpec.err(8, ErrMalformed, errRange)
 	}
 	u.SignerKID = s.header.KID
+	u.SignerEpoch = s.epoch
 	return u, nil
 }
 

@@ -1,0 +1,87 @@
+package secpkg
+
+import (
+	"errors"
+
+	"github.com/sbm-project/sbm/internal/cbor"
+)
+
+// ContentTypeRevocation is the content type of a revocation statement
+// (spec §4.1).
+const ContentTypeRevocation = "application/vnd.sbm.revocation+cbor"
+
+// LabelRevocation is the manifest's unprotected header label carrying a
+// revocation statement (spec §4.1).
+const LabelRevocation = -65538
+
+// MaxRevocationSize is the largest revocation statement COSE_Sign1.
+const MaxRevocationSize = 256
+
+// Revocation is a verified revocation statement: key certificates of Role
+// with an epoch below MinEpoch are revoked (spec §4.1).
+type Revocation struct {
+	Role     Role
+	MinEpoch uint8
+	Issued   uint64
+}
+
+var errRevokesOwnKey = errors.New("the manifest's revocation statement revokes the key that signed it")
+
+var revocationSpec = mapSpec{
+	name:     "revocation",
+	names:    []string{"", "format", "vendor-id", "role", "min-epoch", "issued"},
+	required: 1<<1 | 1<<2 | 1<<3 | 1<<4 | 1<<5,
+}
+
+// VerifyRevocation verifies a revocation statement: a COSE_Sign1 signed
+// by the root key itself (kid = KeyID(root)), content type
+// ContentTypeRevocation, for the anchors' vendor, naming role 1 or 2 and
+// a minimum epoch from 1 to MaxEpoch.
+func VerifyRevocation(a *Anchors, raw []byte) (*Revocation, error) {
+	s, err := decodeSigned(raw, MaxRevocationSize, ContentTypeRevocation)
+	if err != nil {
+		return nil, wrap(ErrRevocation, err)
+	}
+	if s.header.Alg != a.Suite.Alg() {
+		return nil, wrap(ErrRevocation, ErrAlgorithm)
+	}
+	if s.header.KID != KeyID(a.RootKey) {
+		return nil, wrap(ErrRevocation, errKID)
+	}
+	if err := s.msg.Verify(s.header.Alg, a.RootKey); err != nil {
+		return nil, wrap(ErrRevocation, wrap(ErrSignature, err))
+	}
+	r := new(Revocation)
+	var vendor [16]byte
+	d := cbor.NewDecoder(s.msg.Payload)
+	err = decodeMap(&d, &revocationSpec, func(k int64, d *cbor.Decoder) error {
+		switch k {
+		case 1:
+			return readFormat(d)
+		case 2:
+			return readFixed(d, vendor[:])
+		case 3:
+			v, err := readUint(d, 1, 2)
+			r.Role = Role(v)
+			return err
+		case 4:
+			v, err := readUint(d, 1, MaxEpoch)
+			r.MinEpoch = uint8(v)
+			return err
+		default: // 5
+			v, err := d.Uint()
+			r.Issued = v
+			return err
+		}
+	})
+	if err != nil {
+		return nil, wrap(ErrRevocation, err)
+	}
+	if err := d.Finish(); err != nil {
+		return nil, wrap(ErrRevocation, wrap(ErrTrailingData, err))
+	}
+	if vendor != a.VendorID {
+		return nil, wrap(ErrRevocation, ErrVendor)
+	}
+	return r, nil
+}
