@@ -216,11 +216,10 @@ func TestClassKeyEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.expectBoot(rel)
-	k, err := ctxA.ClassKey()
+	secret, err := ctxA.ExportClassKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := k.Bytes()
 	secure := v.region(hal.RegionSecure)
 	if bytes.Contains(secure, secret) || bytes.Contains(secure, secret[:16]) || bytes.Contains(secure, secret[16:]) {
 		t.Fatal("class private key stored in the clear")

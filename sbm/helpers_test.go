@@ -160,11 +160,11 @@ func provisionRequest(t testing.TB, c *trust.Context, classKey bool) *mailbox.Re
 		req.Suite = 2
 	}
 	if classKey {
-		k, err := c.ClassKey()
+		k, err := c.ExportClassKey()
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.ClassKey = k.Bytes()
+		req.ClassKey = k
 	}
 	return req
 }
