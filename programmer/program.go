@@ -19,6 +19,13 @@ type ProgramOptions struct {
 	NoReset bool
 	// Progress is called as the device acknowledges bytes.
 	Progress func(sent, total int)
+	// Ready, if set, is called with the device information before anything
+	// is sent; an error it returns ends Program before the transfer.
+	Ready func(info *wire.DeviceInfo) error
+	// Resume continues an unfinished transfer of the same size that the
+	// device's session still holds (client.SendOptions.Resume), such as one
+	// an interrupted programmer began, instead of beginning again.
+	Resume bool
 }
 
 // ProgramResult reports a programming session.
@@ -36,6 +43,9 @@ var ErrNoUPK = errors.New("no UPK: give one (sbm upk issue) or package with --cl
 // Program sends package p with a UPK to the device's SBM over cl, has it
 // verify and install the package, and resets the device into the new
 // application. A rejection is a *wire.Error carrying the device's code.
+// Nothing answering HELLO (the device runs its application, not the SBM's
+// recovery mode) is an error wrapping client.ErrNoHello, before anything is
+// sent.
 func Program(ctx context.Context, cl *client.Client, p *image.Package, opts *ProgramOptions) (*ProgramResult, error) {
 	if opts == nil {
 		opts = &ProgramOptions{}
@@ -58,7 +68,12 @@ func Program(ctx context.Context, cl *client.Client, p *image.Package, opts *Pro
 	if res.Before.StagingSize != 0 && uint64(len(stream)) > uint64(res.Before.StagingSize) {
 		return res, &wire.Error{Code: wire.CodeTooLarge, Detail: fmt.Sprintf("package of %d bytes, the device's staging slot holds %d", len(stream), res.Before.StagingSize)}
 	}
-	if res.Stats, err = cl.Send(ctx, stream, client.SendOptions{Progress: opts.Progress}); err != nil {
+	if opts.Ready != nil {
+		if err := opts.Ready(res.Before); err != nil {
+			return res, err
+		}
+	}
+	if res.Stats, err = cl.Send(ctx, stream, client.SendOptions{Progress: opts.Progress, Resume: opts.Resume}); err != nil {
 		return res, err
 	}
 	if err := cl.Finish(ctx); err != nil {

@@ -42,6 +42,33 @@ type Board struct {
 	// may set it on a copy of a board before creating a device, to reach it
 	// quickly.
 	Endurance uint32
+	// Runs lists the application formats the board can execute, as the
+	// package manifest names them (image inspect's source format); nil
+	// means DefaultRuns. Today the virtual boards run WebAssembly only
+	// (apphost), so "wasm" is the only value a board file may give.
+	Runs []string
+}
+
+// DefaultRuns is what a board that does not say runs executes: WebAssembly
+// modules.
+var DefaultRuns = []string{"wasm"}
+
+// knownRuns are the formats a virtual board can be declared to run.
+var knownRuns = []string{"wasm"}
+
+// RunsFormats returns the application formats the board executes: Runs, or
+// DefaultRuns if it is nil.
+func (b *Board) RunsFormats() []string {
+	if b.Runs == nil {
+		return DefaultRuns
+	}
+	return b.Runs
+}
+
+// CanRun reports whether the board executes applications of format, a
+// manifest's source format ("wasm", "elf", "ihex", "bin").
+func (b *Board) CanRun(format string) bool {
+	return slices.Contains(b.RunsFormats(), format)
 }
 
 // DefaultEndurance is the erase endurance of a board that does not set one:
@@ -183,6 +210,7 @@ type boardFile struct {
 	RAM         *size                  `toml:"ram"`
 	Flash       *string                `toml:"flash"`
 	Endurance   *int64                 `toml:"endurance"`
+	Runs        []string               `toml:"runs"`
 	Sectors     []sectorRunFile        `toml:"sectors"`
 	Regions     map[string]*regionFile `toml:"regions"`
 }
@@ -314,6 +342,20 @@ func (f *boardFile) board() (*Board, error) {
 		}
 		b.Endurance = uint32(*f.Endurance)
 	}
+	if f.Runs != nil {
+		if len(f.Runs) == 0 {
+			return nil, bad("runs is empty: want a list of formats such as [\"wasm\"]")
+		}
+		for i, r := range f.Runs {
+			if !slices.Contains(knownRuns, r) {
+				return nil, bad("runs %q: the virtual boards run only \"wasm\" (WebAssembly) applications", r)
+			}
+			if slices.Contains(f.Runs[:i], r) {
+				return nil, bad("runs: %q given twice", r)
+			}
+		}
+		b.Runs = slices.Clone(f.Runs)
+	}
 	if len(f.Sectors) == 0 {
 		return nil, bad("missing [[sectors]]")
 	}
@@ -392,6 +434,15 @@ func (b *Board) MarshalTOML() []byte {
 	if b.Endurance != 0 {
 		fmt.Fprintf(&w, "endurance = %d\n", b.Endurance)
 	}
+	runs := b.RunsFormats()
+	fmt.Fprintf(&w, "runs = [")
+	for i, r := range runs {
+		if i > 0 {
+			fmt.Fprintf(&w, ", ")
+		}
+		fmt.Fprintf(&w, "%s", tomlString(r))
+	}
+	fmt.Fprintf(&w, "]\n")
 	for _, r := range b.SectorRuns {
 		fmt.Fprintf(&w, "\n[[sectors]]\nsize = %s\ncount = %d\n", sizeString(r.Size), r.Count)
 	}

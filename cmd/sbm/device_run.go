@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,7 +43,8 @@ func newDeviceRunCmd(cio *cliIO) *cobra.Command {
 		Use:   "run DIR",
 		Short: "Power the device on and run it until interrupted",
 		Long: `Power on the device in DIR and run its boot firmware until interrupted
-(Ctrl-C). Resets reboot the firmware; an armed power cut cuts power at its
+(Ctrl-C, or SIGTERM: "kill %1" for a job started in the background with
+&). Resets reboot the firmware; an armed power cut cuts power at its
 operation and power is restored at once. The boot log is printed on stdout.
 
 --uart attaches the UART to host endpoints (repeatable):
@@ -115,6 +118,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func runDevice(ctx context.Context, cio *cliIO, dir string, eps []uartEndpoint, baud int, recovery bool, firmware string) error {
+	// SIGTERM (kill PID, or kill %1 for a job backgrounded in a shell)
+	// powers the device off like Ctrl-C.
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stopSignals()
 	fw, err := deviceFirmware(firmware)
 	if err != nil {
 		return err

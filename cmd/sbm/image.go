@@ -36,6 +36,7 @@ func newImageCreateCmd(cio *cliIO) *cobra.Command {
 		chunk, maxSize                                         int
 		classUPK                                               bool
 	)
+	var boardName string // --board: warn if the board cannot run the input
 	cmd := &cobra.Command{
 		Use:   "create --context DIR --version SEMVER --out FILE INPUT",
 		Short: "Build a signed and encrypted image package from an application",
@@ -73,6 +74,9 @@ UPK for the whole device class into the package.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			if err := warnBoardRuns(cio, boardName, string(img.Format)); err != nil {
+				return err
+			}
 			res, err := image.Create(c, img, opts)
 			if err != nil {
 				return err
@@ -108,6 +112,7 @@ UPK for the whole device class into the package.`,
 	fl.IntVar(&maxSize, "max-size", 0, "refuse a package larger than this many bytes (the slot size; 0 = no limit)")
 	fl.BoolVar(&classUPK, "class-upk", false, "add a UPK for the whole device class")
 	fl.StringVar(&notAfter, "not-after", "", "end of the class UPK's validity (RFC 3339; default one year)")
+	fl.StringVar(&boardName, "board", "", "the target board (`NAME` or board file): warn if it cannot run the input's format")
 	fl.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
 	return cmd
 }

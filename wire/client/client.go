@@ -29,6 +29,11 @@ var (
 	// ErrProtocol means the device answered something the protocol does
 	// not allow.
 	ErrProtocol = errors.New("wire/client: protocol violation")
+	// ErrNoHello means nothing on the line answered HELLO: no SBM is
+	// listening there (the device is running its application rather than
+	// the SBM's recovery mode, is off, or the port is not the device's).
+	// Errors wrapping it also wrap ErrTimeout.
+	ErrNoHello = errors.New("wire/client: no answer to HELLO")
 )
 
 // Default timeouts.
@@ -253,7 +258,7 @@ func (c *Client) Hello(ctx context.Context) (*Params, error) {
 			return &p, nil
 		}
 	}
-	return nil, fmt.Errorf("wire/client: hello: %w", ErrTimeout)
+	return nil, fmt.Errorf("%w: %w", ErrNoHello, ErrTimeout)
 }
 
 func (c *Client) hello(ctx context.Context) (*Params, error) {

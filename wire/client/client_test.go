@@ -371,3 +371,84 @@ func TestDial(t *testing.T) {
 	}
 	_ = os.Remove(link)
 }
+
+// TestResumeAcrossClients: a programmer that was interrupted (its context
+// cancelled mid-transfer, its connection closed) leaves the transfer in
+// the device's session; a new Client with SendOptions.Resume continues it
+// at the device's received offset, and one without begins again.
+func TestResumeAcrossClients(t *testing.T) {
+	pkg := randomPackage(100*1024, 11)
+	tests := []struct {
+		name       string
+		second     []byte // the package the second client sends
+		resume     bool
+		wantResume bool
+	}{
+		{"resume", pkg, true, true},
+		{"no resume", pkg, false, false},
+		{"other size", pkg[:len(pkg)-1], true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			tg := wiretest.NewTarget()
+			dev := startDevice(t, tg, wire.Config{MaxData: 1024})
+			c := client.New(dev.d.UART().Pipe())
+			cctx, cancel := context.WithCancel(ctx)
+			_, err := c.Send(cctx, pkg, client.SendOptions{Progress: func(sent, total int) {
+				if sent >= 40*1024 {
+					cancel()
+				}
+			}})
+			cancel()
+			c.Close()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted Send: %v", err)
+			}
+
+			c = client.New(dev.d.UART().Pipe())
+			defer c.Close()
+			var first = -1
+			st, err := c.Send(ctx, tt.second, client.SendOptions{Resume: tt.resume, Progress: func(sent, total int) {
+				if first < 0 {
+					first = sent
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.ResumedAt > 0; got != tt.wantResume {
+				t.Fatalf("ResumedAt = %d, want resumed %v", st.ResumedAt, tt.wantResume)
+			}
+			if tt.wantResume {
+				if st.ResumedAt < 40*1024 || first != st.ResumedAt {
+					t.Fatalf("resumed at %d, first progress %d", st.ResumedAt, first)
+				}
+				if want := (len(pkg) - st.ResumedAt + 1023) / 1024; st.Frames != want {
+					t.Fatalf("%d frames after resuming at %d, want %d", st.Frames, st.ResumedAt, want)
+				}
+			}
+			if err := c.Finish(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(tg.Installed(), tt.second) || tg.Contract() != 0 {
+				t.Fatalf("installed package differs or contract broken (%d)", tg.Contract())
+			}
+		})
+	}
+}
+
+// TestNoHello: nothing answering HELLO (a device running its application)
+// is ErrNoHello, which is also a timeout.
+func TestNoHello(t *testing.T) {
+	a, b := netPipe()
+	defer b.Close()
+	go io.Copy(io.Discard, b)
+	c := client.New(a)
+	defer c.Close()
+	c.SetTimeout(20 * time.Millisecond)
+	_, err := c.Info(testContext(t))
+	if !errors.Is(err, client.ErrNoHello) || !errors.Is(err, client.ErrTimeout) {
+		t.Fatalf("Info from a silent line: %v", err)
+	}
+}

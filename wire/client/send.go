@@ -31,6 +31,16 @@ type SendOptions struct {
 	// Window is the number of unacknowledged payload bytes in flight; 0 or
 	// more than the device allows means the device's window.
 	Window int
+	// Resume, if set, first asks the device (STATUS) whether its session
+	// already holds an unfinished transfer of the same size, such as one a
+	// programmer that was interrupted began, and continues it at the
+	// device's received offset instead of beginning again. The protocol
+	// cannot tell whether those bytes came from the same package: if they
+	// did not, the device's checks reject the package at Finish (nothing is
+	// installed) and a Send without Resume begins again. A device that was
+	// reset or ended its session by inactivity has lost the transfer; Send
+	// then begins again.
+	Resume bool
 }
 
 // DefaultMaxRetries is the default SendOptions.MaxRetries.
@@ -39,6 +49,7 @@ const DefaultMaxRetries = 5
 // SendStats describes a transfer.
 type SendStats struct {
 	Bytes      int           // package size
+	Acked      int           // bytes the device had acknowledged when Send returned
 	Duration   time.Duration // from BEGIN to the last acknowledgement
 	Frames     int           // DATA frames sent, including resent ones
 	Resent     int           // DATA frames sent again (go-back-N, resume)
@@ -46,6 +57,9 @@ type SendStats struct {
 	Retries    int           // recoveries: status probes after a timeout, redials
 	Reconnects int           // successful redials
 	Restarts   int           // transfers begun again because the device had lost the transfer
+	// ResumedAt is the offset at which Send continued a transfer the
+	// device already held (SendOptions.Resume); 0 if it began one.
+	ResumedAt int
 }
 
 // Send transfers pkg to the device: BEGIN, then DATA frames keeping a
@@ -72,6 +86,7 @@ func (c *Client) Send(ctx context.Context, pkg []byte, opts SendOptions) (*SendS
 	start := time.Now()
 	err := s.run()
 	st.Duration = time.Since(start)
+	st.Acked = s.acked
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = ctx.Err()
@@ -161,8 +176,33 @@ func (s *sender) run() error {
 	return nil
 }
 
-// begin negotiates (if needed) and sends BEGIN.
+// begin negotiates (if needed) and sends BEGIN, or with
+// SendOptions.Resume continues the device's unfinished transfer of the
+// same size.
 func (s *sender) begin() error {
+	if err := s.negotiate(); err != nil {
+		return err
+	}
+	if s.opts.Resume {
+		st, err := s.status()
+		if err != nil {
+			return err
+		}
+		if st.State == wire.StateReceiving && int(st.Size) == len(s.pkg) && st.Received > 0 && int(st.Received) <= len(s.pkg) {
+			s.gen++
+			s.acked, s.next, s.high = int(st.Received), int(st.Received), int(st.Received)
+			s.st.ResumedAt = s.acked
+			if s.opts.Progress != nil {
+				s.opts.Progress(s.acked, len(s.pkg))
+			}
+			return nil
+		}
+	}
+	return s.sendBegin()
+}
+
+// negotiate says HELLO if needed and sets the frame and window sizes.
+func (s *sender) negotiate() error {
 	p, err := s.c.hello(s.ctx)
 	if err != nil {
 		return err
@@ -175,6 +215,11 @@ func (s *sender) begin() error {
 		s.window = s.opts.Window
 	}
 	s.window = max(s.chunk, min(s.window, 64*s.chunk))
+	return nil
+}
+
+// sendBegin sends BEGIN: the device discards any unfinished transfer.
+func (s *sender) sendBegin() error {
 	m := wire.Begin{Size: uint32(len(s.pkg))}
 	if _, err := s.c.request(s.ctx, wire.TypeBegin, m.AppendCBOR(nil), wire.TypeResult); err != nil {
 		return err
@@ -363,6 +408,9 @@ func (s *sender) resume(st *wire.StatusReply) error {
 	default:
 		// The device lost the transfer (it was reset): begin again.
 		s.st.Restarts++
-		return s.begin()
+		if err := s.negotiate(); err != nil {
+			return err
+		}
+		return s.sendBegin()
 	}
 }
