@@ -118,8 +118,19 @@ type InitOptions struct {
 	VendorID, ClassID *UUID
 	// Organization is written into certificate subjects; default "SBM OEM".
 	Organization string
-	// Passphrase, if not empty, encrypts every private key.
+	// Passphrase, if not empty, encrypts every private key. With PKCS11
+	// it is instead the token PIN, used when the URI has neither pin-value
+	// nor pin-source.
 	Passphrase []byte
+	// PKCS11, if not empty, is an RFC 7512 pkcs11: URI naming a token
+	// (token=, module-path=, and pin-value= or pin-source=): every private
+	// key is generated in it (CKA_TOKEN, CKA_SENSITIVE, not
+	// CKA_EXTRACTABLE) and context.toml records one URI per key, without
+	// the PIN value. object= is the prefix of the keys' labels (default
+	// "sbm": sbm-root, sbm-image-signing, …); id=, if given, the prefix of
+	// their CKA_IDs (one byte per key follows it), else the IDs are random.
+	// Nothing private is written to the directory.
+	PKCS11 string
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -162,7 +173,7 @@ func Init(dir string, opts *InitOptions) (*Context, error) {
 		cfg.Organization = "SBM OEM"
 	}
 	cfg.Created = t
-	cfg.Encrypted = len(opts.Passphrase) > 0
+	cfg.Encrypted = len(opts.Passphrase) > 0 && opts.PKCS11 == ""
 	cfg.VendorID, cfg.ClassID = NewUUID(), NewUUID()
 	if opts.VendorID != nil {
 		cfg.VendorID = *opts.VendorID
@@ -170,9 +181,6 @@ func Init(dir string, opts *InitOptions) (*Context, error) {
 	if opts.ClassID != nil {
 		cfg.ClassID = *opts.ClassID
 	}
-	k := &cfg.Keys
-	k.Root, k.ImageSigning, k.UpdateAuthority, k.DeviceCA = "keys/root.key", "keys/image-signing.key", "keys/update-authority.key", "keys/device-ca.key"
-	k.ClassKeyAgreement, k.Escrow = "keys/class-ka.key", "keys/escrow.key"
 	p := &cfg.Public
 	p.RootCertificate, p.DeviceCACertificate, p.CAChain = "root.crt", "device-ca.crt", "ca-chain.pem"
 	p.ImageSigningKeyCert, p.UpdateAuthorityKeyCert = "image-signing.keycert", "update-authority.keycert"
@@ -189,7 +197,23 @@ func Init(dir string, opts *InitOptions) (*Context, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	if err := generate(tmp, &cfg, opts.Passphrase); err != nil {
+	pass := opts.Passphrase
+	var keys keyMaker
+	if opts.PKCS11 != "" {
+		tk, err := newTokenKeys(opts.PKCS11, cfg.Suite, pass)
+		if err != nil {
+			return nil, err
+		}
+		defer tk.finish() // removes the keys it made unless committed
+		keys = tk
+		cfg.Keystore = KeystorePKCS11
+	} else {
+		if err := os.Mkdir(filepath.Join(tmp, "keys"), 0o700); err != nil {
+			return nil, err
+		}
+		keys = &fileKeys{dir: tmp, suite: cfg.Suite, pass: pass}
+	}
+	if err := generate(tmp, &cfg, keys); err != nil {
 		return nil, err
 	}
 	if err := os.Chmod(tmp, 0o700); err != nil {
@@ -199,41 +223,83 @@ func Init(dir string, opts *InitOptions) (*Context, error) {
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, fmt.Errorf("create context: %w", err)
 	}
-	pass := opts.Passphrase
+	keys.commit()
 	return Open(dir, &OpenOptions{Passphrase: func() ([]byte, error) { return pass, nil }})
 }
 
-// generate creates every key and certificate of cfg in dir.
-func generate(dir string, cfg *config, pass []byte) error {
-	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
-		return err
+// A keyMaker makes the private keys of a new context.
+type keyMaker interface {
+	// newKey makes the key of role name (a Keys field: "root", …, "escrow")
+	// and returns its location for context.toml and the key as a
+	// crypto.Signer (sign) or KeyAgreer.
+	newKey(name string, sign bool) (loc string, key any, err error)
+	// commit keeps the keys made: the context is in place.
+	commit()
+}
+
+// fileKeys makes PKCS#8 key files in dir/keys.
+type fileKeys struct {
+	dir   string
+	suite Suite
+	pass  []byte
+}
+
+func (f *fileKeys) newKey(name string, sign bool) (string, any, error) {
+	var key any
+	var err error
+	if sign {
+		key, err = f.suite.GenerateSigningKey()
+	} else {
+		key, err = f.suite.GenerateKeyAgreementKey()
 	}
-	suite := cfg.Suite
+	if err != nil {
+		return "", nil, err
+	}
+	loc := "keys/" + keyFileNames[name]
+	if err := writePrivateKey(filepath.Join(f.dir, loc), key, f.pass); err != nil {
+		return "", nil, err
+	}
+	return loc, key, nil
+}
+
+func (f *fileKeys) commit() {}
+
+// keyFileNames are the file names of a file context's keys, and the label
+// suffixes of a token context's.
+var keyFileNames = map[string]string{
+	"root": "root.key", "image_signing": "image-signing.key", "update_authority": "update-authority.key",
+	"device_ca": "device-ca.key", "class_key_agreement": "class-ka.key", "escrow": "escrow.key",
+}
+
+// generate creates every key (through keys) and certificate of cfg in
+// dir, and sets cfg.Keys.
+func generate(dir string, cfg *config, keys keyMaker) error {
 	signers := map[string]crypto.Signer{}
-	for _, name := range []string{cfg.Keys.Root, cfg.Keys.ImageSigning, cfg.Keys.UpdateAuthority, cfg.Keys.DeviceCA} {
-		key, err := suite.GenerateSigningKey()
+	for _, r := range []struct {
+		name string
+		loc  *string
+	}{{"root", &cfg.Keys.Root}, {"image_signing", &cfg.Keys.ImageSigning}, {"update_authority", &cfg.Keys.UpdateAuthority}, {"device_ca", &cfg.Keys.DeviceCA}} {
+		loc, key, err := keys.newKey(r.name, true)
 		if err != nil {
 			return err
 		}
-		signers[name] = key
-		if err := writePrivateKey(filepath.Join(dir, name), key, pass); err != nil {
-			return err
-		}
+		*r.loc = loc
+		signers[r.name] = key.(crypto.Signer)
 	}
-	root := signers[cfg.Keys.Root]
+	root := signers["root"]
 	rootCert, err := createRootCertificate(root, cfg.VendorID, cfg.Organization, cfg.Created)
 	if err != nil {
 		return err
 	}
-	caCert, err := createDeviceCACertificate(root, rootCert, signers[cfg.Keys.DeviceCA].Public(), cfg.VendorID, cfg.Organization, cfg.Created)
+	caCert, err := createDeviceCACertificate(root, rootCert, signers["device_ca"].Public(), cfg.VendorID, cfg.Organization, cfg.Created)
 	if err != nil {
 		return err
 	}
-	imageKC, err := createKeyCert(root, signers[cfg.Keys.ImageSigning].Public(), keyCertRoleImageSigning, cfg.VendorID, cfg.Created)
+	imageKC, err := createKeyCert(root, signers["image_signing"].Public(), keyCertRoleImageSigning, cfg.VendorID, cfg.Created)
 	if err != nil {
 		return err
 	}
-	updateKC, err := createKeyCert(root, signers[cfg.Keys.UpdateAuthority].Public(), keyCertRoleUpdateAuthority, cfg.VendorID, cfg.Created)
+	updateKC, err := createKeyCert(root, signers["update_authority"].Public(), keyCertRoleUpdateAuthority, cfg.VendorID, cfg.Created)
 	if err != nil {
 		return err
 	}
@@ -244,15 +310,16 @@ func generate(dir string, cfg *config, pass []byte) error {
 		cfg.Public.ImageSigningKeyCert:    imageKC,
 		cfg.Public.UpdateAuthorityKeyCert: updateKC,
 	}
-	for priv, pub := range map[string]string{cfg.Keys.ClassKeyAgreement: cfg.Public.ClassKeyAgreement, cfg.Keys.Escrow: cfg.Public.Escrow} {
-		ka, err := suite.GenerateKeyAgreementKey()
+	for _, r := range []struct {
+		name, pub string
+		loc       *string
+	}{{"class_key_agreement", cfg.Public.ClassKeyAgreement, &cfg.Keys.ClassKeyAgreement}, {"escrow", cfg.Public.Escrow, &cfg.Keys.Escrow}} {
+		loc, key, err := keys.newKey(r.name, false)
 		if err != nil {
 			return err
 		}
-		if err := writePrivateKey(filepath.Join(dir, priv), ka, pass); err != nil {
-			return err
-		}
-		if files[pub], err = MarshalPublicKeyPEM(ka.PublicKey()); err != nil {
+		*r.loc = loc
+		if files[r.pub], err = MarshalPublicKeyPEM(key.(KeyAgreer).PublicKey()); err != nil {
 			return err
 		}
 	}
@@ -263,7 +330,11 @@ func generate(dir string, cfg *config, pass []byte) error {
 	}
 	var sb strings.Builder
 	sb.WriteString("# SBM security context. Paths are relative to this directory.\n")
-	sb.WriteString("# Private keys are PKCS#8 PEM files (mode 0600); encrypted = true means PBES2 with a passphrase.\n")
+	if cfg.Keystore == KeystorePKCS11 {
+		sb.WriteString("# Private keys are in a PKCS#11 token (RFC 7512 URIs below); none is in this directory.\n")
+	} else {
+		sb.WriteString("# Private keys are PKCS#8 PEM files (mode 0600); encrypted = true means PBES2 with a passphrase.\n")
+	}
 	if err := toml.NewEncoder(&sb).Encode(cfg); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package trust
 import (
 	"crypto"
 	"crypto/ecdh"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -140,4 +141,99 @@ func (c *Context) ExportClassKey() ([]byte, error) {
 		return nil, fmt.Errorf("class key: %w", ErrNotExportable)
 	}
 	return fk.Bytes(), nil
+}
+
+// tokenKeys makes a new context's keys in a token.
+type tokenKeys struct {
+	tok       tokenStore
+	base      *PKCS11URI
+	suite     Suite
+	prefix    string
+	made      []madeKey
+	committed bool
+}
+
+type madeKey struct {
+	label string
+	id    []byte
+}
+
+// keyRoleNames lists the Keys fields in the order their CKA_ID suffix
+// bytes are given (1…6).
+var keyRoleNames = []string{"root", "image_signing", "update_authority", "device_ca", "class_key_agreement", "escrow"}
+
+// newTokenKeys opens the token of uri for a new context and checks that
+// it holds none of the labels the context would use.
+func newTokenKeys(uri string, suite Suite, pin []byte) (*tokenKeys, error) {
+	u, err := ParsePKCS11URI(uri)
+	if err != nil {
+		return nil, err
+	}
+	t, err := openToken(u, func() ([]byte, error) { return pin, nil })
+	if err != nil {
+		return nil, err
+	}
+	tk := &tokenKeys{tok: t, base: u, suite: suite, prefix: u.Object}
+	if tk.prefix == "" {
+		tk.prefix = "sbm"
+	}
+	for _, name := range keyRoleNames {
+		label := tk.label(name)
+		ok, err := t.exists(label)
+		if err != nil {
+			t.close()
+			return nil, fmt.Errorf("token %q: %w", u.Token, err)
+		}
+		if ok {
+			t.close()
+			return nil, fmt.Errorf("token %q, label %q: %w (give another object= prefix, or delete it)", u.Token, label, ErrObjectExists)
+		}
+	}
+	return tk, nil
+}
+
+// label returns the token label of the key of role name.
+func (tk *tokenKeys) label(name string) string {
+	return tk.prefix + "-" + strings.TrimSuffix(keyFileNames[name], ".key")
+}
+
+// id returns a CKA_ID for the key of role name.
+func (tk *tokenKeys) id(name string) ([]byte, error) {
+	if len(tk.base.ID) > 0 {
+		for i, n := range keyRoleNames {
+			if n == name {
+				return append(append([]byte(nil), tk.base.ID...), byte(i+1)), nil
+			}
+		}
+	}
+	id := make([]byte, 16)
+	_, err := rand.Read(id)
+	return id, err
+}
+
+func (tk *tokenKeys) newKey(name string, sign bool) (string, any, error) {
+	label := tk.label(name)
+	id, err := tk.id(name)
+	if err != nil {
+		return "", nil, err
+	}
+	tk.made = append(tk.made, madeKey{label, id})
+	key, err := tk.tok.generate(tk.suite, sign, label, id)
+	if err != nil {
+		return "", nil, fmt.Errorf("token %q: %w", tk.base.Token, err)
+	}
+	return tk.base.withObject(label, id, "private").Redacted(), key, nil
+}
+
+func (tk *tokenKeys) commit() { tk.committed = true }
+
+// finish deletes the keys made unless commit was called, and closes the
+// token.
+func (tk *tokenKeys) finish() {
+	if !tk.committed {
+		for _, m := range tk.made {
+			tk.tok.destroy(m.label, m.id)
+		}
+	}
+	tk.tok.close()
 }
