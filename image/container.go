@@ -57,6 +57,28 @@ func (p *Package) MarshalBinary() ([]byte, error) {
 	return appendRecord(out, recordPayload, p.Payload), nil
 }
 
+// containerHeader returns the container up to the payload record's body:
+// the magic, the manifest and UPK records, and the payload record header
+// for a payload of payloadLen bytes.
+func containerHeader(manifest []byte, upks [][]byte, payloadLen int64) []byte {
+	out := append([]byte(nil), Magic[:]...)
+	out = appendRecord(out, recordManifest, manifest)
+	for _, u := range upks {
+		out = appendRecord(out, recordUPK, u)
+	}
+	out = append(out, recordPayload, 0, 0, 0)
+	return binary.LittleEndian.AppendUint32(out, uint32(payloadLen))
+}
+
+// containerSize is the size of a container with these records.
+func containerSize(manifest []byte, upks [][]byte, payloadLen int64) int64 {
+	n := int64(len(Magic)+8+len(manifest)+8) + payloadLen
+	for _, u := range upks {
+		n += int64(8 + len(u))
+	}
+	return n
+}
+
 func appendRecord(b []byte, typ byte, body []byte) []byte {
 	b = append(b, typ, 0, 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))

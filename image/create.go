@@ -5,6 +5,9 @@
 package image
 
 import (
+	"bufio"
+	"bytes"
+	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -13,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"time"
 
 	"github.com/sbm-project/sbm/internal/firmware"
@@ -64,6 +66,11 @@ type Created struct {
 	Escrow []byte
 	// ManifestDigest is SHA-256 of the manifest COSE_Sign1.
 	ManifestDigest [32]byte
+	// PayloadDigest is SHA-256 of the plaintext payload, as the manifest
+	// states it.
+	PayloadDigest [32]byte
+	// Size is the size of the package container.
+	Size int64
 }
 
 type manifestPayload struct {
@@ -103,9 +110,114 @@ func PackageSize(size, chunkSize, upks int) int {
 	return len(Magic) + 8 + MaxManifestSize + upks*(8+MaxUPKSize) + 8 + size + 16*n
 }
 
+// MaxPayloadSize is the largest payload the host tools package, verify,
+// inspect or issue UPKs for; it is firmware.MaxImageSize, defined there
+// once, and the error for a larger one is firmware.CheckImageSize's.
+const MaxPayloadSize = firmware.MaxImageSize
+
+// Source is a payload read as a stream, for CreateTo.
+type Source struct {
+	// R yields the payload: exactly Size bytes.
+	R io.Reader
+	// Size is the payload size, 1 to MaxPayloadSize bytes.
+	Size int64
+	// Format, LoadAddress and HasLoadAddress describe the input the
+	// payload came from, as in firmware.Image.
+	Format         firmware.Format
+	LoadAddress    uint32
+	HasLoadAddress bool
+}
+
 // Create builds a package for img, signed with the context's image-signing
-// key and encrypted with a fresh CEK.
+// key and encrypted with a fresh CEK, in memory: Created.Package holds the
+// whole payload. CreateTo streams instead.
 func Create(c *trust.Context, img *firmware.Image, opts *CreateOptions) (*Created, error) {
+	src := &Source{R: bytes.NewReader(img.Data), Size: int64(len(img.Data)), Format: img.Format, LoadAddress: img.LoadAddress, HasLoadAddress: img.HasLoadAddress}
+	b, err := newBuilder(c, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	var payload bytes.Buffer
+	payload.Grow(int(b.encryptedSize()))
+	digest, err := b.seal(src.R, &payload)
+	if err != nil {
+		return nil, err
+	}
+	out, err := b.finish(digest, nil)
+	if err != nil {
+		return nil, err
+	}
+	out.Package.Payload = payload.Bytes()
+	out.Size = containerSize(out.Package.Manifest, out.Package.UPKs, int64(payload.Len()))
+	return out, nil
+}
+
+// CreateTo builds a package like Create from the stream src and writes the
+// container to out (typically the temporary file of an atomic write) from
+// offset 0, in memory bounded independently of the payload size.
+// Created.Package holds the manifest and UPKs, not the payload.
+//
+// The input is read once and hashed once: each chunk is hashed, encrypted
+// and written in one pass. The manifest, which comes first in the
+// container, needs the plaintext digest, so the payload is written at its
+// final offset first and the records before it last. That offset is known
+// in advance because the manifest and class UPK have a fixed length for
+// given fields (deterministic CBOR, a 32-byte digest, 64-byte signatures):
+// CreateTo signs placeholders of the same length first, and checks the
+// real ones against them. This avoids both reading the input twice (a file
+// changing between two passes would give a package whose digest does not
+// match its payload) and a temporary copy of the ciphertext.
+func CreateTo(c *trust.Context, src *Source, out io.WriterAt, opts *CreateOptions) (*Created, error) {
+	b, err := newBuilder(c, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The records' lengths, from placeholders bound to a zero digest.
+	hdr, err := b.finish([32]byte{}, constReader(0x5a))
+	if err != nil {
+		return nil, err
+	}
+	hdrLen := int64(len(containerHeader(hdr.Package.Manifest, hdr.Package.UPKs, b.encryptedSize())))
+	w := bufio.NewWriterSize(io.NewOffsetWriter(out, hdrLen), 256<<10)
+	digest, err := b.seal(src.R, w)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	res, err := b.finish(digest, nil)
+	if err != nil {
+		return nil, err
+	}
+	h := containerHeader(res.Package.Manifest, res.Package.UPKs, b.encryptedSize())
+	if int64(len(h)) != hdrLen {
+		return nil, fmt.Errorf("internal error: package records of %d bytes, %d reserved", len(h), hdrLen)
+	}
+	if _, err := out.WriteAt(h, 0); err != nil {
+		return nil, err
+	}
+	res.Size = hdrLen + b.encryptedSize()
+	return res, nil
+}
+
+// builder holds what the steps of Create share.
+type builder struct {
+	c      *trust.Context
+	src    *Source
+	slot   string
+	chunk  int
+	now    time.Time
+	rnd    io.Reader
+	opts   *CreateOptions
+	cek    [32]byte
+	prefix []byte
+	signer crypto.Signer
+}
+
+// newBuilder checks the options and the payload size and draws the CEK
+// and nonce prefix.
+func newBuilder(c *trust.Context, src *Source, opts *CreateOptions) (*builder, error) {
 	if opts == nil {
 		opts = &CreateOptions{}
 	}
@@ -119,26 +231,23 @@ func Create(c *trust.Context, img *firmware.Image, opts *CreateOptions) (*Create
 	if len(slot) > 16 {
 		return nil, fmt.Errorf("slot name %q longer than 16 bytes", slot)
 	}
-	chunk := opts.ChunkSize
-	if chunk == 0 {
-		chunk = DefaultChunkSize
-	}
+	chunk := opts.ChunkSizeOrDefault()
 	if chunk < 256 || chunk > 65536 || chunk&(chunk-1) != 0 {
 		return nil, fmt.Errorf("chunk size %d: want a power of two from 256 to 65536", chunk)
 	}
-	size := len(img.Data)
-	if size == 0 {
+	size := src.Size
+	if size <= 0 {
 		return nil, errors.New("empty payload")
 	}
-	if size > math.MaxUint32-1 {
-		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	if err := firmware.CheckImageSize(uint64(size)); err != nil {
+		return nil, err
 	}
 	nUPK := 0
 	if opts.ClassUPK {
 		nUPK = 1
 	}
 	if opts.MaxPackageSize > 0 {
-		if need := PackageSize(size, chunk, nUPK+1); need > opts.MaxPackageSize {
+		if need := PackageSize(int(size), chunk, nUPK+1); need > opts.MaxPackageSize {
 			return nil, fmt.Errorf("%w: a %d-byte payload needs up to %d bytes of slot, the slot holds %d", ErrTooLarge, size, need, opts.MaxPackageSize)
 		}
 	}
@@ -146,98 +255,139 @@ func Create(c *trust.Context, img *firmware.Image, opts *CreateOptions) (*Create
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	rnd := opts.Rand
-	if rnd == nil {
-		rnd = rand.Reader
+	b := &builder{c: c, src: src, slot: slot, chunk: chunk, now: now(), rnd: opts.Rand, opts: opts, prefix: make([]byte, 7)}
+	if b.rnd == nil {
+		b.rnd = rand.Reader
 	}
+	var err error
+	if b.signer, err = c.Signer(trust.ImageSigningKey); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(b.rnd, b.cek[:]); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(b.rnd, b.prefix); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
 
-	var cek [32]byte
-	prefix := make([]byte, 7)
-	if _, err := io.ReadFull(rnd, cek[:]); err != nil {
-		return nil, err
-	}
-	if _, err := io.ReadFull(rnd, prefix); err != nil {
-		return nil, err
-	}
-	payload, err := sealChunks(&cek, prefix, img.Data, chunk)
+// encryptedSize is the length of the chunk stream.
+func (b *builder) encryptedSize() int64 {
+	n := (b.src.Size + int64(b.chunk) - 1) / int64(b.chunk)
+	return b.src.Size + 16*n
+}
+
+// seal reads the payload from r, chunk by chunk, and writes the chunk
+// stream of spec §6 to w; it returns SHA-256 of the plaintext. Its memory
+// is two chunk buffers whatever the payload size.
+func (b *builder) seal(r io.Reader, w io.Writer) ([32]byte, error) {
+	var digest [32]byte
+	block, err := aes.NewCipher(b.cek[:])
 	if err != nil {
-		return nil, err
+		return digest, err
 	}
-	digest := sha256.Sum256(img.Data)
-	vendor, class := c.VendorID(), c.ClassID()
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return digest, err
+	}
+	h := sha256.New()
+	size, chunk := b.src.Size, int64(b.chunk)
+	n := (size + chunk - 1) / chunk
+	plain := make([]byte, chunk)
+	sealed := make([]byte, 0, chunk+16)
+	nonce := make([]byte, 12)
+	copy(nonce, b.prefix)
+	for i := range n {
+		binary.BigEndian.PutUint32(nonce[7:11], uint32(i))
+		nonce[11] = 0
+		pt := plain
+		if i == n-1 {
+			nonce[11] = 1
+			pt = plain[:size-i*chunk]
+		}
+		if _, err := io.ReadFull(r, pt); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return digest, fmt.Errorf("input ended after fewer than its %d bytes (did it change while it was read?)", size)
+			}
+			return digest, err
+		}
+		h.Write(pt)
+		sealed = gcm.Seal(sealed[:0], nonce, pt, nil)
+		if _, err := w.Write(sealed); err != nil {
+			return digest, err
+		}
+	}
+	h.Sum(digest[:0])
+	return digest, nil
+}
+
+// finish signs the manifest for a payload with the given digest and issues
+// the package's UPKs. With placeholder set, it only sizes them: the UPKs'
+// randomness comes from placeholder, opts.Rand is not used, and no
+// escrow UPK is issued.
+func (b *builder) finish(digest [32]byte, placeholder io.Reader) (*Created, error) {
+	vendor, class := b.c.VendorID(), b.c.ClassID()
 	mp := manifestPayload{
 		Format:          1,
 		VendorID:        vendor[:],
 		ClassID:         class[:],
-		Version:         opts.Version,
-		SecurityCounter: opts.SecurityCounter,
-		PayloadSize:     uint32(size),
+		Version:         b.opts.Version,
+		SecurityCounter: b.opts.SecurityCounter,
+		PayloadSize:     uint32(b.src.Size),
 		PayloadDigest:   digest[:],
-		Slot:            slot,
-		Encryption:      encryption{Alg: 3, ChunkSize: uint32(chunk), NoncePrefix: prefix},
-		Created:         uint64(now().Unix()),
-		SourceFormat:    string(img.Format),
+		Slot:            b.slot,
+		Encryption:      encryption{Alg: 3, ChunkSize: uint32(b.chunk), NoncePrefix: b.prefix},
+		Created:         uint64(b.now.Unix()),
+		SourceFormat:    string(b.src.Format),
 	}
-	if img.HasLoadAddress {
-		la := img.LoadAddress
+	if b.src.HasLoadAddress {
+		la := b.src.LoadAddress
 		mp.LoadAddress = &la
 	}
 	enc, err := hostcose.Marshal(mp)
 	if err != nil {
 		return nil, err
 	}
-	signer, err := c.Signer(trust.ImageSigningKey)
-	if err != nil {
-		return nil, err
-	}
-	manifest, err := hostcose.Sign1(signer, hostcose.ContentTypeManifest, enc, c.ImageSigningKeyCert())
+	manifest, err := hostcose.Sign1(b.signer, hostcose.ContentTypeManifest, enc, b.c.ImageSigningKeyCert())
 	if err != nil {
 		return nil, err
 	}
 	if len(manifest) > MaxManifestSize {
 		return nil, fmt.Errorf("manifest is %d bytes, over the format's %d-byte limit", len(manifest), MaxManifestSize)
 	}
-	out := &Created{Package: &Package{Manifest: manifest, Payload: payload}, CEK: cek, ManifestDigest: sha256.Sum256(manifest)}
-	uo := opts.UPKOptions
+	out := &Created{Package: &Package{Manifest: manifest}, CEK: b.cek, ManifestDigest: sha256.Sum256(manifest), PayloadDigest: digest}
+	rnd := b.rnd
+	if placeholder != nil {
+		rnd = placeholder
+	}
+	now := func() time.Time { return b.now }
+	uo := b.opts.UPKOptions
 	uo.Now, uo.Rand = now, rnd
-	if opts.ClassUPK {
-		u, err := upk.Issue(c, manifest, &cek, upk.ClassRecipient(c), &uo)
+	if b.opts.ClassUPK {
+		u, err := upk.Issue(b.c, manifest, &b.cek, upk.ClassRecipient(b.c), &uo)
 		if err != nil {
 			return nil, fmt.Errorf("class UPK: %w", err)
 		}
 		out.Package.UPKs = append(out.Package.UPKs, u)
 	}
+	if placeholder != nil {
+		return out, nil
+	}
 	// The escrow UPK never expires: it is how the OEM issues UPKs later.
 	eo := upk.Options{Now: now, Rand: rnd, NotBefore: time.Unix(0, 0), NotAfter: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)}
-	if out.Escrow, err = upk.Issue(c, manifest, &cek, upk.EscrowRecipient(c), &eo); err != nil {
+	if out.Escrow, err = upk.Issue(b.c, manifest, &b.cek, upk.EscrowRecipient(b.c), &eo); err != nil {
 		return nil, fmt.Errorf("escrow UPK: %w", err)
 	}
 	return out, nil
 }
 
-// sealChunks encrypts data as the chunk stream of spec §6.
-func sealChunks(cek *[32]byte, prefix, data []byte, chunk int) ([]byte, error) {
-	block, err := aes.NewCipher(cek[:])
-	if err != nil {
-		return nil, err
+// constReader yields an endless run of one byte: placeholder randomness.
+type constReader byte
+
+func (c constReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(c)
 	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	n := (len(data) + chunk - 1) / chunk
-	out := make([]byte, 0, len(data)+16*n)
-	nonce := make([]byte, 12)
-	copy(nonce, prefix)
-	for i := range n {
-		binary.BigEndian.PutUint32(nonce[7:11], uint32(i))
-		nonce[11] = 0
-		end := (i + 1) * chunk
-		if i == n-1 {
-			nonce[11] = 1
-			end = len(data)
-		}
-		out = gcm.Seal(out, nonce, data[i*chunk:end], nil)
-	}
-	return out, nil
+	return len(p), nil
 }

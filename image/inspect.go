@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/internal/secpkg"
 )
 
@@ -48,9 +49,22 @@ type UPKInfo struct {
 
 // Inspect decodes a package's manifest and UPKs without verifying them.
 func Inspect(p *Package) (*Description, error) {
-	m, err := secpkg.DecodeManifest(p.Manifest)
+	return inspect(p.Manifest, p.UPKs, containerSize(p.Manifest, p.UPKs, int64(len(p.Payload))))
+}
+
+// InspectFile is Inspect for a package read with Open; it reads nothing
+// more from the file.
+func InspectFile(f *File) (*Description, error) {
+	return inspect(f.Manifest, f.UPKs, f.Size)
+}
+
+func inspect(manifest []byte, upks [][]byte, size int64) (*Description, error) {
+	m, err := secpkg.DecodeManifest(manifest)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if err := firmware.CheckImageSize(uint64(m.PayloadSize)); err != nil {
+		return nil, err
 	}
 	d := &Description{
 		Version: m.Version, SecurityCounter: m.SecurityCounter,
@@ -59,13 +73,13 @@ func Inspect(p *Package) (*Description, error) {
 		SourceFormat: m.SourceFormat, Created: time.Unix(int64(m.Created), 0).UTC(),
 		Encryption: "A256GCM", ChunkSize: m.ChunkSize, Chunks: m.NumChunks(),
 		Signer: hex.EncodeToString(m.SignerKID[:]), ManifestDigest: hex.EncodeToString(m.Digest[:]),
-		ManifestSize: len(p.Manifest), UPKs: []UPKInfo{},
+		ManifestSize: len(manifest), UPKs: []UPKInfo{}, PackageSize: int(size),
 	}
 	if m.HasLoadAddress {
 		la := m.LoadAddress
 		d.LoadAddress = &la
 	}
-	for i, b := range p.UPKs {
+	for i, b := range upks {
 		info, err := InspectUPK(b)
 		if err != nil {
 			return nil, fmt.Errorf("UPK %d: %w", i+1, err)
@@ -73,9 +87,6 @@ func Inspect(p *Package) (*Description, error) {
 		u, _ := secpkg.DecodeUPK(b)
 		info.BoundToManifest = u.ManifestDigest == m.Digest
 		d.UPKs = append(d.UPKs, *info)
-	}
-	if enc, err := p.MarshalBinary(); err == nil {
-		d.PackageSize = len(enc)
 	}
 	return d, nil
 }

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/trust"
 )
 
 // RecoverCEK returns the content-encryption key of a package made with
 // context c, from the context's escrow record for it or, failing that,
-// from a class UPK carried in the package. The manifest must verify.
+// from a class UPK carried in the package. The manifest must verify; only
+// p's Manifest and UPKs are used (File.Records gives them without the
+// payload).
 func RecoverCEK(c *trust.Context, p *Package) (*[32]byte, error) {
 	a, err := Anchors(c)
 	if err != nil {
@@ -20,6 +23,9 @@ func RecoverCEK(c *trust.Context, p *Package) (*[32]byte, error) {
 	m, err := secpkg.VerifyManifest(a, p.Manifest)
 	if err != nil {
 		return nil, stepError("manifest", err, "image-signing")
+	}
+	if err := firmware.CheckImageSize(uint64(m.PayloadSize)); err != nil {
+		return nil, err
 	}
 	now := uint64(time.Now().Unix())
 	if escrow, err := c.LoadRelease(sha256.Sum256(p.Manifest)); err == nil {

@@ -579,7 +579,7 @@ func checkCEK(t *testing.T, v Vector) error {
 		return fmt.Errorf("manifest digest %x, vectors.json says %s", m.Digest, v.ManifestDigest)
 	}
 	var plain bytes.Buffer
-	if err := decrypt(&cek, m, p.Payload, &plain); err != nil {
+	if err := decrypt(&cek, m, &sliceChunks{p.Payload}, int64(len(p.Payload)), &plain); err != nil {
 		return fmt.Errorf("the vector's cek: %w", err)
 	}
 	if sum := sha256.Sum256(plain.Bytes()); hex.EncodeToString(sum[:]) != v.PlaintextSHA256 {

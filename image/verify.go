@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/sbm-project/sbm/internal/cose"
+	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/trust"
 )
 
-// Parse decodes a package container (spec §8). It checks the container's
-// structure, not signatures.
+// Parse decodes a package container (spec §8) held in memory; Open reads
+// one from a file instead. It checks the container's structure, not
+// signatures, and refuses a manifest whose payload is over MaxPayloadSize.
 func Parse(b []byte) (*Package, error) {
 	c, err := secpkg.ParseContainer(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
@@ -25,6 +27,9 @@ func Parse(b []byte) (*Package, error) {
 	p := &Package{Manifest: span(c.Manifest), Payload: span(c.Payload)}
 	for _, s := range c.UPKs[:c.NumUPKs] {
 		p.UPKs = append(p.UPKs, span(s))
+	}
+	if err := checkManifestLimit(p.Manifest); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -134,27 +139,50 @@ func Verify(c *trust.Context, p *Package, opts *VerifyOptions) (*Verified, error
 	return v.Verify(p, opts)
 }
 
+// VerifyFile checks a package read with Open like Verify, streaming the
+// payload from the file through the device-side decrypter: its memory does
+// not depend on the payload size.
+func VerifyFile(c *trust.Context, f *File, opts *VerifyOptions) (*Verified, error) {
+	v, err := NewVerifier(c)
+	if err != nil {
+		return nil, err
+	}
+	return v.VerifyFile(f, opts)
+}
+
 // Verify checks a package; see the function Verify.
 func (ver *Verifier) Verify(p *Package, opts *VerifyOptions) (*Verified, error) {
+	return ver.verify(p.Manifest, p.UPKs, int64(len(p.Payload)), &sliceChunks{p.Payload}, opts)
+}
+
+// VerifyFile checks a package read with Open; see the function VerifyFile.
+func (ver *Verifier) VerifyFile(f *File, opts *VerifyOptions) (*Verified, error) {
+	return ver.verify(f.Manifest, f.UPKs, f.PayloadLen(), &readerChunks{r: f.payloadReader()}, opts)
+}
+
+func (ver *Verifier) verify(manifest []byte, upkRecords [][]byte, payloadLen int64, payload chunkSource, opts *VerifyOptions) (*Verified, error) {
 	if opts == nil {
 		opts = &VerifyOptions{}
 	}
 	a := ver.anchors
-	m, err := secpkg.VerifyManifest(a, p.Manifest)
+	m, err := secpkg.VerifyManifest(a, manifest)
 	if err != nil {
 		return nil, stepError("manifest", err, "image-signing")
 	}
-	if want := m.EncryptedSize(); int64(len(p.Payload)) != want {
+	if err := firmware.CheckImageSize(uint64(m.PayloadSize)); err != nil {
+		return nil, err
+	}
+	if want := m.EncryptedSize(); payloadLen != want {
 		kind := secpkg.ErrTruncated
-		if int64(len(p.Payload)) > want {
+		if payloadLen > want {
 			kind = secpkg.ErrTrailingData
 		}
-		return nil, fmt.Errorf("payload length %d bytes, the manifest needs %d (%d chunks): %w", len(p.Payload), want, m.NumChunks(), kind)
+		return nil, fmt.Errorf("payload length %d bytes, the manifest needs %d (%d chunks): %w", payloadLen, want, m.NumChunks(), kind)
 	}
 	// Every UPK record must be a valid UPK bound to this manifest, whether
 	// or not it is the one used (spec §8).
-	upks := make([]*secpkg.UPK, len(p.UPKs))
-	for i, b := range p.UPKs {
+	upks := make([]*secpkg.UPK, len(upkRecords))
+	for i, b := range upkRecords {
 		if upks[i], err = bindUPK(a, m, b); err != nil {
 			return nil, stepError(fmt.Sprintf("UPK %d in the package", i+1), err, "update-authority")
 		}
@@ -180,7 +208,7 @@ func (ver *Verifier) Verify(p *Package, opts *VerifyOptions) (*Verified, error) 
 		return nil, err
 	}
 	v.UPK = u
-	if err := decrypt(&cek, m, p.Payload, opts.Plaintext); err != nil {
+	if err := decrypt(&cek, m, payload, payloadLen, opts.Plaintext); err != nil {
 		return nil, err
 	}
 	v.Decrypted = true
@@ -241,23 +269,26 @@ func openUPK(u *secpkg.UPK, opts *VerifyOptions, now uint64) ([32]byte, error) {
 	return u.Unwrap(opts.Key)
 }
 
-// decrypt authenticates and decrypts the chunk stream into w (if not nil).
-func decrypt(cek *[32]byte, m *secpkg.Manifest, payload []byte, w io.Writer) error {
+// decrypt authenticates and decrypts the chunk stream of payloadLen bytes
+// into w (if not nil), one chunk at a time.
+func decrypt(cek *[32]byte, m *secpkg.Manifest, payload chunkSource, payloadLen int64, w io.Writer) error {
 	d, err := secpkg.NewDecrypter(cek, m)
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
 	buf := make([]byte, 0, d.MaxChunkLen())
-	off := 0
+	var off int64
 	for n := d.NextChunkLen(); n > 0; n = d.NextChunkLen() {
-		if off+n > len(payload) {
-			n = len(payload) - off
+		n = int(min(int64(n), payloadLen-off))
+		chunk, err := payload.next(n)
+		if err != nil {
+			return fmt.Errorf("payload: %w", err)
 		}
-		pt, err := d.Open(buf[:0], payload[off:off+n])
+		pt, err := d.Open(buf[:0], chunk)
 		if err != nil {
 			return stepError("payload", err, "")
 		}
-		off += n
+		off += int64(n)
 		if w != nil {
 			if _, err := w.Write(pt); err != nil {
 				return err
@@ -267,8 +298,8 @@ func decrypt(cek *[32]byte, m *secpkg.Manifest, payload []byte, w io.Writer) err
 	if err := d.Finish(); err != nil {
 		return stepError("payload", err, "")
 	}
-	if off != len(payload) {
-		return fmt.Errorf("payload: %d bytes after the last chunk", len(payload)-off)
+	if off != payloadLen {
+		return fmt.Errorf("payload: %d bytes after the last chunk", payloadLen-off)
 	}
 	return nil
 }

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/sbm-project/sbm/image"
-	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/internal/firmware"
-	"github.com/sbm-project/sbm/trust"
 	"github.com/spf13/cobra"
 )
 
@@ -26,8 +22,10 @@ func newImageCmd(cio *cliIO) *cobra.Command {
 	return cmd
 }
 
-// maxInputSize bounds the inputs the tool reads (64 MiB).
-const maxInputSize = 64 << 20
+// maxInputSize bounds the files readInput reads whole: the largest package
+// of a MaxPayloadSize payload (256-byte chunks, 16 UPKs). The streaming
+// commands do not read their package or input through it.
+var maxInputSize = image.PackageSize(image.MaxPayloadSize, 256, image.MaxUPKs)
 
 func newImageCreateCmd(cio *cliIO) *cobra.Command {
 	var (
@@ -66,37 +64,12 @@ UPK for the whole device class into the package.`,
 			if err != nil {
 				return err
 			}
-			data, err := readInput(args[0])
+			res, in, err := createPackageFile(c, args[0], f, out, opts)
 			if err != nil {
-				return err
-			}
-			img, err := firmware.Load(data, f, maxInputSize)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			if err := warnBoardRuns(cio, boardName, string(img.Format)); err != nil {
-				return err
-			}
-			res, err := image.Create(c, img, opts)
-			if err != nil {
-				return err
-			}
-			enc, err := res.Package.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			rel := &trust.Release{
-				ManifestDigest: hex.EncodeToString(res.ManifestDigest[:]), Version: version, SecurityCounter: counter,
-				PayloadSHA256: fmt.Sprintf("%x", sha256.Sum256(img.Data)), PayloadSize: uint32(len(img.Data)), Created: time.Now().UTC().Truncate(time.Second),
-			}
-			if err := c.SaveRelease(rel, res.Escrow); err != nil {
-				return fmt.Errorf("save escrow record: %w", err)
-			}
-			if err := atomicfile.WriteFile(out, enc, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(cio.stdout, "wrote %s: version %s, %s payload of %d bytes in %d chunk(s), %d bytes\n",
-				out, version, img.Format, len(img.Data), (len(img.Data)+opts.ChunkSizeOrDefault()-1)/opts.ChunkSizeOrDefault(), len(enc))
+				out, version, in.Format, in.Size, (int(in.Size)+opts.ChunkSizeOrDefault()-1)/opts.ChunkSizeOrDefault(), res.Size)
 			fmt.Fprintf(cio.stdout, "manifest digest %x\n", res.ManifestDigest)
 			return nil
 		},
@@ -126,7 +99,7 @@ func readInput(path string) ([]byte, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory", path)
 	}
-	if fi.Size() > maxInputSize {
+	if fi.Size() > int64(maxInputSize) {
 		return nil, fmt.Errorf("%s: %d bytes, larger than the %d-byte limit", path, fi.Size(), maxInputSize)
 	}
 	b, err := os.ReadFile(path)

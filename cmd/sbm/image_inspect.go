@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sbm-project/sbm/image"
-	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/spf13/cobra"
 )
@@ -27,27 +25,16 @@ be a bare UPK (as written by "sbm upk issue"). Nothing is verified: use
 "sbm image verify" for that.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := readInput(args[0])
+			d, u, err := inspectPath(args[0])
 			if err != nil {
 				return err
 			}
-			if !bytes.HasPrefix(data, image.Magic[:]) {
-				// Not a package: perhaps a bare UPK.
-				if u, uerr := image.InspectUPK(data); uerr == nil {
-					if asJSON {
-						return printJSON(cio.stdout, u)
-					}
-					printUPK(cio.stdout, "UPK", u)
-					return nil
+			if u != nil {
+				if asJSON {
+					return printJSON(cio.stdout, u)
 				}
-			}
-			p, err := image.Parse(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			d, err := image.Inspect(p)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+				printUPK(cio.stdout, "UPK", u)
+				return nil
 			}
 			if asJSON {
 				return printJSON(cio.stdout, d)
@@ -148,14 +135,11 @@ context's passphrase).`,
 			if err != nil {
 				return err
 			}
-			data, err := readInput(args[0])
+			p, err := openPackage(args[0])
 			if err != nil {
 				return err
 			}
-			p, err := image.Parse(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
+			defer p.Close()
 			if upkFile != "" {
 				if opts.UPK, err = readInput(upkFile); err != nil {
 					return err
@@ -182,11 +166,15 @@ context's passphrase).`,
 					return err
 				}
 			}
-			var plain bytes.Buffer
+			var plain *plaintextOut
 			if extract != "" {
-				opts.Plaintext = &plain
+				if plain, err = newPlaintextOut(extract); err != nil {
+					return err
+				}
+				defer plain.Abort()
+				opts.Plaintext = plain
 			}
-			v, err := image.Verify(c, p, opts)
+			v, err := image.VerifyFile(c, p.File, opts)
 			if errors.Is(err, image.ErrEscrowUPK) {
 				return fmt.Errorf("%s: verification failed: %w; only the OEM checks it, with --escrow", args[0], err)
 			}
@@ -200,13 +188,13 @@ context's passphrase).`,
 				fmt.Fprintf(cio.stdout, "payload: not decrypted (give --key to check the UPK and every chunk)\n")
 				return nil
 			}
-			info, _ := image.InspectUPK(pickUPK(p, opts.UPK, v))
+			info, _ := image.InspectUPK(pickUPK(p.UPKs, opts.UPK, v))
 			if info != nil {
 				printUPK(cio.stdout, "UPK: OK", info)
 			}
 			fmt.Fprintf(cio.stdout, "payload: OK (%d bytes in %d chunks, SHA-256 %x)\n", m.PayloadSize, m.NumChunks(), m.PayloadDigest)
 			if extract != "" {
-				if err := atomicfile.WriteFile(extract, plain.Bytes(), 0o600); err != nil {
+				if err := plain.Commit(); err != nil {
 					return err
 				}
 				fmt.Fprintf(cio.stdout, "wrote plaintext to %s\n", extract)
@@ -227,11 +215,11 @@ context's passphrase).`,
 }
 
 // pickUPK returns the bytes of the UPK that verified.
-func pickUPK(p *image.Package, given []byte, v *image.Verified) []byte {
+func pickUPK(upks [][]byte, given []byte, v *image.Verified) []byte {
 	if given != nil {
 		return given
 	}
-	for _, b := range p.UPKs {
+	for _, b := range upks {
 		if info, err := image.InspectUPK(b); err == nil && info.ID == hex.EncodeToString(v.UPK.ID[:]) {
 			return b
 		}

@@ -75,15 +75,12 @@ escrow record (or from a class UPK inside the package).`,
 			} else if r, err = recipientFromFile(c, recipient, deviceID); err != nil {
 				return err
 			}
-			data, err := readInput(pkgFile)
+			p, err := openPackage(pkgFile)
 			if err != nil {
 				return err
 			}
-			p, err := image.Parse(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", pkgFile, err)
-			}
-			cek, err := image.RecoverCEK(c, p)
+			defer p.Close()
+			cek, err := image.RecoverCEK(c, p.Records())
 			if err != nil {
 				return fmt.Errorf("%s: %w", pkgFile, err)
 			}

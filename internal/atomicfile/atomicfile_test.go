@@ -45,3 +45,45 @@ func TestWriteFileNoPartialOnError(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+// TestFile checks the streaming writer: nothing at the destination before
+// Commit, no temporary file after Abort, and NewExclusive's refusal.
+func TestFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	f, err := New(p, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("part"))
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("destination visible before Commit: %v", err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	f.Abort() // no effect after Commit
+	if b, _ := os.ReadFile(p); string(b) != "part" {
+		t.Fatalf("got %q", b)
+	}
+	g, err := New(p, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Write([]byte("discarded"))
+	g.Abort()
+	if b, _ := os.ReadFile(p); string(b) != "part" {
+		t.Fatalf("Abort changed the destination to %q", b)
+	}
+	x, err := NewExclusive(p, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Write([]byte("other"))
+	if err := x.Commit(); err == nil || err.Error() != p+" already exists" {
+		t.Fatalf("exclusive Commit over an existing file: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temporary files left behind: %v", ents)
+	}
+}

@@ -222,9 +222,9 @@ func TestLoadELFErrors(t *testing.T) {
 		{"over maxSize", le32(seg{paddr: 0x1000, data: text}, seg{paddr: 0x1100, data: rodata}),
 			0x105, ErrTooLarge, "elf: image too large: 262 bytes, limit is 261"},
 		{"over 64 MiB", le32(seg{paddr: 0, data: text}, seg{paddr: 64 << 20, data: []byte{1}}),
-			0, ErrTooLarge, "elf: image too large: image would span 67108865 bytes, limit is 67108864 (64 MiB)"},
+			0, ErrTooLarge, "elf: image too large: 67108865 bytes, over the 67108864-byte (64 MiB) limit"},
 		{"sparse 4 GiB", le64(seg{paddr: 0, data: text}, seg{paddr: 1<<32 - 1, data: []byte{1}}),
-			0, ErrTooLarge, "elf: image too large: image would span 4294967296 bytes"},
+			0, ErrTooLarge, "elf: image too large: 4294967296 bytes, over the 67108864-byte (64 MiB) limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

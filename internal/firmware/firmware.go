@@ -34,10 +34,23 @@ var (
 	ErrMalformed = errors.New("malformed input")
 )
 
-// maxSpan caps the flat image of the addressed formats (ELF, Intel HEX),
-// whatever the caller's bound, so that a sparse input cannot force a huge
-// allocation.
-const maxSpan = 64 << 20
+// MaxImageSize is the largest flat image — the payload of a package — the
+// host tools handle: image create, image verify, image inspect and upk
+// issue all refuse a larger one with the error of CheckImageSize. It also
+// caps the flat image of the addressed formats (ELF, Intel HEX), whatever
+// the caller's bound, so that a sparse input cannot force a huge
+// allocation. This is the one definition of the limit.
+const MaxImageSize = 64 << 20
+
+// CheckImageSize returns an error wrapping ErrTooLarge if an image (a
+// package payload) of n bytes exceeds MaxImageSize: the one message every
+// command gives for an input over the limit.
+func CheckImageSize(n uint64) error {
+	if n > MaxImageSize {
+		return fmt.Errorf("%w: %d bytes, over the %d-byte (64 MiB) limit", ErrTooLarge, n, MaxImageSize)
+	}
+	return nil
+}
 
 // ParseFormat parses the value of a --format flag: auto, bin, wasm, elf or
 // ihex.
@@ -118,13 +131,13 @@ func Load(b []byte, f Format, maxSize int) (*Image, error) {
 }
 
 // checkSize reports ErrTooLarge if an image of n bytes exceeds maxSize (when
-// non-zero) or, for the addressed formats, maxSpan.
+// non-zero) or, for the addressed formats, MaxImageSize.
 func checkSize(n uint64, maxSize int, capped bool) error {
 	if maxSize > 0 && n > uint64(maxSize) {
 		return fmt.Errorf("%w: %d bytes, limit is %d", ErrTooLarge, n, maxSize)
 	}
-	if capped && n > maxSpan {
-		return fmt.Errorf("%w: image would span %d bytes, limit is %d (64 MiB)", ErrTooLarge, n, maxSpan)
+	if capped {
+		return CheckImageSize(n)
 	}
 	return nil
 }
@@ -152,7 +165,7 @@ type piece struct {
 
 // flatten lays pieces out in a new buffer from the lowest to the highest
 // address, filling gaps with 0xFF. It rejects overlapping pieces and
-// checks the span against maxSize and maxSpan before allocating. pieces must
+// checks the span against maxSize and MaxImageSize before allocating. pieces must
 // be non-empty, hold no empty data, and end at or below 4 GiB; flatten sorts
 // them by address.
 func flatten(pieces []piece, maxSize int) ([]byte, error) {

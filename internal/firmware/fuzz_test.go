@@ -29,7 +29,7 @@ func checkLoaded(t *testing.T, f Format, maxSize int, img *Image, err error) {
 	if maxSize > 0 && n > maxSize {
 		t.Fatalf("image of %d bytes exceeds maxSize %d", n, maxSize)
 	}
-	if n > maxSpan {
+	if n > MaxImageSize {
 		t.Fatalf("image of %d bytes exceeds 64 MiB", n)
 	}
 	if uint64(img.LoadAddress)+uint64(n) > 1<<32 {

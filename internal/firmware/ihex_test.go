@@ -172,7 +172,7 @@ func TestLoadIHexErrors(t *testing.T) {
 			0xEF, ErrTooLarge, "ihex: image too large: 240 bytes, limit is 239"},
 		// 1 byte at 0 and 1 byte at 64 MiB: a 64 MiB + 1 span.
 		{"over 64 MiB", ":0100000001FE\n:020000040400F6\n:0100000001FE\n" + eof,
-			0, ErrTooLarge, "ihex: image too large: image would span 67108865 bytes, limit is 67108864 (64 MiB)"},
+			0, ErrTooLarge, "ihex: image too large: 67108865 bytes, over the 67108864-byte (64 MiB) limit"},
 		{"sparse 4 GiB bounded", ":0100000001FE\n:02000004FFFFFC\n:01FFFF000100\n" + eof,
 			1 << 20, ErrTooLarge, "ihex: image too large: 4294967296 bytes, limit is 1048576"},
 	}
