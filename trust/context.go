@@ -328,6 +328,15 @@ func generate(dir string, cfg *config, keys keyMaker) error {
 			return err
 		}
 	}
+	data, err := marshalConfig(cfg)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Create(filepath.Join(dir, ConfigFile), data, 0o644)
+}
+
+// marshalConfig encodes cfg as context.toml.
+func marshalConfig(cfg *config) ([]byte, error) {
 	var sb strings.Builder
 	sb.WriteString("# SBM security context. Paths are relative to this directory.\n")
 	if cfg.Keystore == KeystorePKCS11 {
@@ -336,7 +345,7 @@ func generate(dir string, cfg *config, keys keyMaker) error {
 		sb.WriteString("# Private keys are PKCS#8 PEM files (mode 0600); encrypted = true means PBES2 with a passphrase.\n")
 	}
 	if err := toml.NewEncoder(&sb).Encode(cfg); err != nil {
-		return err
+		return nil, err
 	}
-	return atomicfile.Create(filepath.Join(dir, ConfigFile), []byte(sb.String()), 0o644)
+	return []byte(sb.String()), nil
 }

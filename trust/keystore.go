@@ -237,3 +237,19 @@ func (tk *tokenKeys) finish() {
 	}
 	tk.tok.close()
 }
+
+// importKey creates key (a file context's key of role name) in the token
+// and returns its location and the token's key.
+func (tk *tokenKeys) importKey(name string, key any, sign bool) (string, any, error) {
+	label := tk.label(name)
+	id, err := tk.id(name)
+	if err != nil {
+		return "", nil, err
+	}
+	tk.made = append(tk.made, madeKey{label, id})
+	tkey, err := tk.tok.importKey(key, sign, label, id)
+	if err != nil {
+		return "", nil, fmt.Errorf("token %q: %w", tk.base.Token, err)
+	}
+	return tk.base.withObject(label, id, "private").Redacted(), tkey, nil
+}

@@ -559,16 +559,18 @@ func (t *token) importKey(key any, sign bool, label string, id []byte) (any, err
 	}
 	pub, priv := templates(keyType, params, sign, label, id)
 	pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, wrapped))
-	priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_VALUE, value))
+	priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params), pkcs11.NewAttribute(pkcs11.CKA_VALUE, value))
 	t.mu.Lock()
 	_, err = t.p.CreateObject(t.sess, priv)
+	what := "private key"
 	if err == nil {
+		what = "public key"
 		_, err = t.p.CreateObject(t.sess, pub)
 	}
 	t.mu.Unlock()
 	if err != nil {
 		t.destroy(label, id)
-		return nil, fmt.Errorf("import %s into the token: %w", label, err)
+		return nil, fmt.Errorf("import %s into the token (%s object): %w", label, what, err)
 	}
 	return t.load(label, id, sign)
 }
