@@ -28,14 +28,20 @@ const (
 	FuseWords = 64
 	// FuseLocks is the word holding the lock bits.
 	FuseLocks = 0
-	// FuseRootKeyHash is the first of 8 words holding the SHA-256 of the
-	// root-of-trust key; byte i of the hash is byte i%4 of word
-	// FuseRootKeyHash+i/4 in little-endian order.
-	FuseRootKeyHash = 8
-	// FuseUser is the first of 16 words (64 bytes) of OEM-defined OTP.
-	FuseUser = 16
+	// FuseUser is the first of 7 words (28 bytes) of OEM-defined OTP.
+	FuseUser = 1
 	// FuseUserWords is the number of OEM-defined OTP words.
-	FuseUserWords = 16
+	FuseUserWords = 7
+	// FuseRootKeyHash is the first of 8 words holding the SHA-256 of the
+	// root-of-trust key (root slot 0); byte i of the hash is byte i%4 of
+	// word FuseRootKeyHash+i/4 in little-endian order.
+	FuseRootKeyHash = 8
+	// RootKeySlots is the number of root-key hash slots: slot i holds the
+	// SHA-256 of the i-th root key at words FuseRootKeyHash+8i (8..31).
+	// An OEM programs the hashes of its successor roots at birth; a
+	// device moves to the next slot only through a statement signed by
+	// the current root, and the last slot's root can never be revoked.
+	RootKeySlots = 3
 	// FuseCounters is the first word of the monotonic counters.
 	FuseCounters = 32
 	// NumCounters is the number of monotonic counters.
@@ -116,17 +122,30 @@ func ProgramFuseBytes(f Fuses, word int, p []byte) error {
 	return nil
 }
 
-// ReadRootKeyHash returns the root-of-trust key hash; all zeroes means not
-// programmed.
-func ReadRootKeyHash(f Fuses) ([32]byte, error) {
+// ReadRootKeyHash returns the root-of-trust key hash of slot 0; all zeroes
+// means not programmed.
+func ReadRootKeyHash(f Fuses) ([32]byte, error) { return ReadRootKeySlot(f, 0) }
+
+// ProgramRootKeyHash programs the root-of-trust key hash of slot 0.
+func ProgramRootKeyHash(f Fuses, h [32]byte) error { return ProgramRootKeySlot(f, 0, h) }
+
+// ReadRootKeySlot returns the root-key hash of slot i (0 ≤ i <
+// RootKeySlots); all zeroes means not programmed.
+func ReadRootKeySlot(f Fuses, i int) ([32]byte, error) {
 	var h [32]byte
-	err := ReadFuseBytes(f, FuseRootKeyHash, h[:])
+	if i < 0 || i >= RootKeySlots {
+		return h, ErrBadFuse
+	}
+	err := ReadFuseBytes(f, FuseRootKeyHash+8*i, h[:])
 	return h, err
 }
 
-// ProgramRootKeyHash programs the root-of-trust key hash.
-func ProgramRootKeyHash(f Fuses, h [32]byte) error {
-	return ProgramFuseBytes(f, FuseRootKeyHash, h[:])
+// ProgramRootKeySlot programs the root-key hash of slot i.
+func ProgramRootKeySlot(f Fuses, i int, h [32]byte) error {
+	if i < 0 || i >= RootKeySlots {
+		return ErrBadFuse
+	}
+	return ProgramFuseBytes(f, FuseRootKeyHash+8*i, h[:])
 }
 
 // ReadCounter returns the value of monotonic counter n: the number of blown

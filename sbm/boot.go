@@ -88,6 +88,9 @@ type machine struct {
 
 	anchors   secpkg.Anchors
 	anchorsOK bool
+	// transAnchors verify a package under the new root of the root
+	// transition it carries (install.go, rootTransition).
+	transAnchors secpkg.Anchors
 
 	ret retained // update request and rejection, kept in RAM
 
@@ -321,9 +324,14 @@ func (m *machine) commit() error {
 
 var errRootMismatch = errors.New("sbm: stored root key does not match the fuses")
 
-// checkRoot checks the stored root key against the hash in fuses.
+// checkRoot checks the stored root key against the hash in the current
+// root-key fuse slot (fuse counter FuseRootIndex).
 func (m *machine) checkRoot() *wire.Error {
-	h, err := hal.ReadRootKeyHash(m.hw.Fuses)
+	idx, werr := m.fuseValue(FuseRootIndex)
+	if werr != nil {
+		return werr
+	}
+	h, err := hal.ReadRootKeySlot(m.hw.Fuses, int(idx))
 	if err != nil || secpkg.KeyID(m.st.root()) != h {
 		return wire.Errorf(wire.CodeNotProvisioned, "stored root key does not match the fuses")
 	}
@@ -352,15 +360,10 @@ func (m *machine) deviceAnchors() (*secpkg.Anchors, *wire.Error) {
 		m.anchors.MinEpoch[r] = e
 	}
 	// The key certificates stored at provisioning only spare the root
-	// signature check of packages that carry them; revoked ones are not.
-	for _, kc := range []struct {
-		raw  []byte
-		role secpkg.Role
-	}{{st.imageCert(), secpkg.RoleImageSigning}, {st.updateCert(), secpkg.RoleUpdateAuthority}} {
-		if err := m.anchors.TrustKeyCert(kc.raw, kc.role); err != nil && !errors.Is(err, secpkg.ErrRevoked) {
-			return nil, wire.Errorf(wire.CodeSignature, "stored key certificates do not verify")
-		}
-	}
+	// signature check of packages that carry them: once revoked, or after
+	// a root transition, they no longer verify and are simply not used.
+	m.anchors.TrustKeyCert(st.imageCert(), secpkg.RoleImageSigning)
+	m.anchors.TrustKeyCert(st.updateCert(), secpkg.RoleUpdateAuthority)
 	m.anchorsOK = true
 	return &m.anchors, nil
 }

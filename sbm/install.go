@@ -16,6 +16,12 @@ type verified struct {
 	manifest *secpkg.Manifest
 	upk      *secpkg.UPK
 	cek      [32]byte
+	// A root transition the package carries (spec §4.2): the package is
+	// verified under newRoot, which becomes the device's root at install.
+	transition bool
+	rootSlot   uint8
+	newRoot    [65]byte
+	newRootLen uint8
 }
 
 // flashReader reads n bytes of flash at start as an io.ReaderAt.
@@ -62,6 +68,10 @@ func (m *machine) checkPackage(r io.ReaderAt, size uint32, v *verified) *wire.Er
 	}
 	if _, err := r.ReadAt(ub, c.UPKs[0].Offset); err != nil {
 		return wire.Errorf(wire.CodeFlash, "staging read failed")
+	}
+	var tr verified // the transition fields only
+	if a, werr = m.rootTransition(a, mb, &tr); werr != nil {
+		return werr
 	}
 	man, err := secpkg.VerifyManifest(a, mb)
 	if err != nil {
@@ -126,8 +136,50 @@ func (m *machine) checkPackage(r io.ReaderAt, size uint32, v *verified) *wire.Er
 	if err != nil {
 		return wire.Errorf(wire.CodeNotRecipient, "upk: "+errText(err))
 	}
-	*v = verified{r: r, payload: c.Payload, manifest: man, upk: u, cek: cek}
+	*v = verified{r: r, payload: c.Payload, manifest: man, upk: u, cek: cek,
+		transition: tr.transition, rootSlot: tr.rootSlot, newRoot: tr.newRoot, newRootLen: tr.newRootLen}
 	return nil
+}
+
+// rootTransition processes the root transition statement the manifest mb
+// may carry (spec §4.2). A statement the current root did not sign is
+// ignored (it belongs to an earlier transition, or to nobody): the
+// package is then verified under the current root, which such a
+// statement cannot change. A statement the current root signed must name
+// the next root-key fuse slot, which must hold the new key's hash; the
+// package is then verified under the new root (the anchors returned), and
+// tr records the transition for the install.
+func (m *machine) rootTransition(a *secpkg.Anchors, mb []byte, tr *verified) (*secpkg.Anchors, *wire.Error) {
+	raw, ok := secpkg.ManifestRootTransition(mb)
+	if !ok {
+		return a, nil
+	}
+	t, err := secpkg.VerifyRootTransition(a, raw)
+	if err != nil {
+		return a, nil
+	}
+	cur, werr := m.fuseValue(FuseRootIndex)
+	if werr != nil {
+		return nil, werr
+	}
+	switch {
+	case int(cur) >= hal.RootKeySlots-1:
+		return nil, wire.Errorf(wire.CodeRevoked, "root transition: the last root cannot be revoked")
+	case uint32(t.Slot) != cur+1:
+		return nil, wire.Errorf(wire.CodeSignature, "root transition: not to the next root slot")
+	}
+	h, err := hal.ReadRootKeySlot(m.hw.Fuses, int(t.Slot))
+	if err != nil || h == ([32]byte{}) {
+		return nil, wire.Errorf(wire.CodeSignature, "root transition: the next root slot is empty")
+	}
+	if secpkg.KeyID(t.NewRoot) != h {
+		return nil, wire.Errorf(wire.CodeSignature, "root transition: new root does not match its fuse slot")
+	}
+	tr.transition, tr.rootSlot = true, t.Slot
+	tr.newRootLen = uint8(copy(tr.newRoot[:], t.NewRoot))
+	m.transAnchors = secpkg.Anchors{Suite: a.Suite, RootKey: tr.newRoot[:tr.newRootLen],
+		VendorID: a.VendorID, ClassID: a.ClassID, MinEpoch: a.MinEpoch}
+	return &m.transAnchors, nil
 }
 
 // chunkBuf returns the buffer for one encrypted chunk of d (at most
@@ -211,6 +263,10 @@ func (m *machine) install(v *verified) *wire.Error {
 	st.timeFloor = max(st.timeFloor, u.Issued, man.Created)
 	if r := man.Revocation; r != nil {
 		st.epochFloor[r.Role] = max(st.epochFloor[r.Role], r.MinEpoch)
+	}
+	if v.transition {
+		st.rootKeyLen = uint8(copy(st.rootKey[:], v.newRoot[:v.newRootLen]))
+		st.rootSlot = v.rootSlot
 	}
 	st.setError(0, "")
 	st.pending = pendingInstall{}

@@ -19,6 +19,9 @@ const (
 	FuseImageEpoch = 1
 	// FuseUpdateEpoch holds the lowest update-authority key epoch accepted.
 	FuseUpdateEpoch = 2
+	// FuseRootIndex holds the root-key fuse slot of the current root key
+	// (hal.RootKeySlots): the roots of the slots below it are revoked.
+	FuseRootIndex = 3
 )
 
 // fuseOfRole is the epoch counter of each secpkg.Role.
@@ -75,6 +78,7 @@ func (m *machine) syncFuses() {
 	want := [hal.NumCounters]uint32{FuseSecurityCounter: min(m.st.counter, hal.CounterMax)}
 	want[FuseImageEpoch] = uint32(m.st.epochFloor[secpkg.RoleImageSigning])
 	want[FuseUpdateEpoch] = uint32(m.st.epochFloor[secpkg.RoleUpdateAuthority])
+	want[FuseRootIndex] = uint32(m.st.rootSlot)
 	for n, w := range want {
 		f, werr := m.fuseValue(n)
 		if werr != nil || f >= w {
@@ -91,7 +95,7 @@ func (m *machine) syncFuses() {
 	}
 }
 
-var counterName = [hal.NumCounters]string{"anti-rollback", "image-signing epoch", "update-authority epoch", "3"}
+var counterName = [hal.NumCounters]string{"anti-rollback", "image-signing epoch", "update-authority epoch", "root index"}
 
 // checkRollback refuses a signature-table entry below the fuse counter:
 // the secure storage is older than the device (restored flash).

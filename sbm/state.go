@@ -83,7 +83,10 @@ type state struct {
 	// epochFloor, indexed by secpkg.Role, is the lowest key epoch the
 	// device accepts for the role (a revocation statement installed with
 	// a package); the fuse counters follow it (rollback.go).
-	epochFloor    [3]uint8
+	epochFloor [3]uint8
+	// rootSlot is the root-key fuse slot of rootKey (a root transition
+	// installed with a package); fuse counter FuseRootIndex follows it.
+	rootSlot      uint8
 	lastError     wire.Code
 	lastDetail    [maxDetail]byte
 	lastDetailLen uint8
@@ -184,6 +187,7 @@ const (
 	tagAppSigner   = 20 // 32-byte key ID of the installed application's signer
 	tagReplayFloor = 21 // u64: issued time of the newest accepted UPK
 	tagEpochFloor  = 22 // 2 bytes: lowest image-signing and update-authority key epochs
+	tagRootSlot    = 23 // u8: the root-key fuse slot of the root key (tag 3)
 )
 
 var errRecord = errors.New("sbm: invalid secure-storage record")
@@ -237,6 +241,9 @@ func (s *state) encode(dst []byte, pad *[32]byte) []byte {
 		if a.hasSigner {
 			tlv(tagAppSigner, a.signer[:])
 		}
+	}
+	if s.rootSlot != 0 {
+		tlv(tagRootSlot, []byte{s.rootSlot})
 	}
 	if s.epochFloor != ([3]uint8{}) {
 		tlv(tagEpochFloor, s.epochFloor[1:])
@@ -377,6 +384,11 @@ func (s *state) decode(b []byte, pad *[32]byte) error {
 		case tagCAChain:
 			ok = n <= len(s.caChain)
 			s.caChainLen = uint16(copy(s.caChain[:], v))
+		case tagRootSlot:
+			ok = n == 1 && int(v[0]) < hal.RootKeySlots
+			if ok {
+				s.rootSlot = v[0]
+			}
 		case tagEpochFloor:
 			ok = n == 2
 			if ok {
@@ -421,7 +433,7 @@ func (s *state) maxBodySize() int {
 	n += tl + 4 + tl + 8                    // counter, time floor
 	n += tl + 72 + MaxVersionSize + tl + 32 // table entry and signer
 	n += tl + 16*ReplayEntries + tl + 8     // replay list and floor
-	n += tl + 2                             // key epoch floors
+	n += tl + 2 + tl + 1                    // key epoch floors, root slot
 	n += 2 * (tl + 1 + maxDetail)           // last error, last update
 	n += tl + 52 + tl                       // pending marker, update request
 	return n

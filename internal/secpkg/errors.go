@@ -19,6 +19,7 @@ var (
 	ErrWrongRole        = errors.New("secpkg: key certificate has the wrong role")
 	ErrRevoked          = errors.New("secpkg: signing key revoked (key epoch below the device's)")
 	ErrRevocation       = errors.New("secpkg: invalid revocation statement")
+	ErrRootTransition   = errors.New("secpkg: invalid root transition statement")
 	ErrVendor           = errors.New("secpkg: vendor id mismatch")
 	ErrClass            = errors.New("secpkg: class id mismatch")
 	ErrContentType      = errors.New("secpkg: wrong content type")

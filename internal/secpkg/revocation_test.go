@@ -153,3 +153,52 @@ func FuzzRevocation(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRootTransition: any bytes are refused or verified without a panic,
+// and an accepted statement names a slot and a key of the suite's size.
+func FuzzRootTransition(f *testing.F) {
+	c := newCtx(f, SuiteEd25519)
+	next := newSigningKey(f, SuiteEd25519)
+	good := cmap{{1, u(1)}, {2, bs(c.vendor[:])}, {3, u(1)}, {4, bs(next.pub)}, {5, u(c.now)}}
+	f.Add(c.sign(c.root, ContentTypeRootTransition, good.enc(), nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := VerifyRootTransition(c.anchors, b)
+		if err == nil && (r.Slot == 0 || len(r.NewRoot) != 32) {
+			t.Fatalf("accepted %+v", r)
+		}
+		ManifestRootTransition(b)
+	})
+}
+
+// TestRootTransitionStatement: the statement is verified (signer, vendor,
+// slot range, key size, content type).
+func TestRootTransitionStatement(t *testing.T) {
+	for _, s := range suites {
+		t.Run(s.name, func(t *testing.T) {
+			c := newCtx(t, s.suite)
+			next := newSigningKey(t, s.suite)
+			m := cmap{{1, u(1)}, {2, bs(c.vendor[:])}, {3, u(1)}, {4, bs(next.pub)}, {5, u(c.now)}}
+			tr, err := VerifyRootTransition(c.anchors, c.sign(c.root, ContentTypeRootTransition, m.enc(), nil))
+			if err != nil || tr.Slot != 1 || string(tr.NewRoot) != string(next.pub) {
+				t.Fatalf("valid statement: %v %+v", err, tr)
+			}
+			other := newCtx(t, s.suite)
+			for _, tc := range []struct {
+				name string
+				msg  []byte
+			}{
+				{"signed by another root", other.sign(other.root, ContentTypeRootTransition, m.enc(), nil)},
+				{"signed by the image key", c.sign(c.img, ContentTypeRootTransition, m.enc(), nil)},
+				{"another vendor", c.sign(c.root, ContentTypeRootTransition, m.set(2, bs(make([]byte, 16))).enc(), nil)},
+				{"slot 0", c.sign(c.root, ContentTypeRootTransition, m.set(3, u(0)).enc(), nil)},
+				{"short key", c.sign(c.root, ContentTypeRootTransition, m.set(4, bs(next.pub[:20])).enc(), nil)},
+				{"revocation content type", c.sign(c.root, ContentTypeRevocation, m.enc(), nil)},
+				{"bad signature", flipLast(c.sign(c.root, ContentTypeRootTransition, m.enc(), nil))},
+			} {
+				if _, err := VerifyRootTransition(c.anchors, tc.msg); !errors.Is(err, ErrRootTransition) {
+					t.Errorf("%s: %v", tc.name, err)
+				}
+			}
+		})
+	}
+}
