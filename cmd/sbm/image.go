@@ -60,6 +60,10 @@ UPK for the whole device class into the package.`,
 					return usagef("--not-after: want RFC 3339 time like 2027-01-02T15:04:05Z: %v", err)
 				}
 			}
+			board, err := boardFlag(boardName)
+			if err != nil {
+				return err
+			}
 			c, err := openContext(ctxDir, passFile)
 			if err != nil {
 				return err
@@ -68,6 +72,7 @@ UPK for the whole device class into the package.`,
 			if err != nil {
 				return err
 			}
+			warnBoardRuns(cio, board, string(in.Format))
 			fmt.Fprintf(cio.stdout, "wrote %s: version %s, %s payload of %d bytes in %d chunk(s), %d bytes\n",
 				out, version, in.Format, in.Size, (int(in.Size)+opts.ChunkSizeOrDefault()-1)/opts.ChunkSizeOrDefault(), res.Size)
 			fmt.Fprintf(cio.stdout, "manifest digest %x\n", res.ManifestDigest)

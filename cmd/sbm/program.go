@@ -242,11 +242,7 @@ func checkPort(port string) error {
 func programBoard(pf *programFlags) (*vmcu.Board, error) {
 	switch {
 	case pf.board != "":
-		b, err := vmcu.LoadBoard(pf.board)
-		if err != nil {
-			return nil, usagef("--board: %v", err)
-		}
-		return b, nil
+		return boardFlag(pf.board)
 	case pf.recoveryDir != "":
 		b, err := vmcu.LoadBoard(filepath.Join(pf.recoveryDir, "board.toml"))
 		if err != nil {
@@ -295,22 +291,27 @@ func formatNames(fs []string) string {
 	return strings.Join(names, ", ")
 }
 
-// warnBoardRuns is sbm image create --board: it warns on stderr when the
-// board cannot run an input of this format (the package is still built: it
-// may be meant for another board). An empty board checks nothing.
-func warnBoardRuns(cio *cliIO, board, format string) error {
-	if board == "" {
-		return nil
+// boardFlag loads the board a --board flag names (a built-in name or a
+// board file); "" is no board.
+func boardFlag(name string) (*vmcu.Board, error) {
+	if name == "" {
+		return nil, nil
 	}
-	b, err := vmcu.LoadBoard(board)
+	b, err := vmcu.LoadBoard(name)
 	if err != nil {
-		return usagef("--board: %v", err)
+		return nil, usagef("--board: %v", err)
 	}
-	if !b.CanRun(format) {
+	return b, nil
+}
+
+// warnBoardRuns is sbm image create --board: it warns on stderr when board
+// b cannot run an input of this format (the package is still built: it may
+// be meant for another board). A nil board checks nothing.
+func warnBoardRuns(cio *cliIO, b *vmcu.Board, format string) {
+	if b != nil && !b.CanRun(format) {
 		fmt.Fprintf(cio.stderr, "sbm: warning: board %s cannot run format %s, only %s: sbm program --board %s will refuse this package\n",
 			b.Name, formatName(format), formatNames(b.RunsFormats()), b.Name)
 	}
-	return nil
 }
 
 // recoveryProbe is how long --reset-to-recovery waits for a HELLO answer

@@ -1,7 +1,10 @@
 // Package client is the host side of the SBM connection protocol
 // (docs/spec/protocol.md): it negotiates the protocol version, reads the
 // device information and certificate, and sends a package with a windowed,
-// resumable transfer.
+// resumable transfer: after a dropped link Send redials and continues at
+// the device's received offset, and with SendOptions.Resume a new Client
+// continues a transfer an earlier one left in the device's session (a
+// device that was reset has lost it: the transfer begins again).
 //
 // A Client is not safe for concurrent use, except Close.
 package client
