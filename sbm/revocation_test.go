@@ -216,21 +216,41 @@ func TestPowerFailRevocation(t *testing.T) {
 	v, rel1 := withV1(t, ctxA, 71)
 	k1 := newImageKey(t, ctxA, 1)
 	rel2 := resigned(t, newRelease(t, ctxA, appData(3000, 2), "2.0.0", 3), k1, revocation(t, ctxA, secpkg.RoleImageSigning, 1))
-	pkg2 := rel2.forDevice(v)
-	old := newRelease(t, ctxA, appData(3000, 3), "3.0.0", 4)
-	oldPkg := old.forDevice(v)
-	base := v.d.Clone()
+	oldPkg := newRelease(t, ctxA, appData(3000, 3), "3.0.0", 4).forDevice(v)
+	n, moved := sweepInstall(t, v, rel2.forDevice(v), FuseImageEpoch, rel2.version,
+		func(version string, epoch int) ([]byte, wire.Code, error) {
+			switch {
+			case version == rel2.version && epoch == 1:
+				return oldPkg, wire.CodeRevoked, nil
+			case version == rel1.version && epoch == 0:
+				return oldPkg, 0, nil
+			}
+			return nil, 0, fmt.Errorf("%s runs, epoch fuse %d", version, epoch)
+		})
+	t.Logf("%d cut points; 2.0.0 with its epoch fuse in %d runs", n, moved)
+}
+
+// sweepInstall cuts power (clean and torn, 2 seeds) at every flash and
+// fuse operation of installing pkg over the UART on v, cuts again during
+// the recovery, boots, reads fuse counter fuse and asks judge about the
+// version running: judge returns the package to send next and the code it
+// must get (0: it installs). It fails the test if the sweep is too small
+// or newVersion never ran, and returns the cut points and the runs in
+// which newVersion ran.
+func sweepInstall(t *testing.T, v *dev, pkg []byte, fuse int, newVersion string,
+	judge func(version string, fuse int) ([]byte, wire.Code, error)) (int, int) {
+	t.Helper()
 	scenario := func(d *vmcu.Device) error {
 		x := v.on(d)
 		x.t = t
 		var err error
-		x.session = func(tg wire.Target) { err = send(tg, pkg2, 1000) }
+		x.session = func(tg wire.Target) { err = send(tg, pkg, 1000) }
 		if _, perr := x.powerOn(false, true); perr != nil {
 			return perr
 		}
 		return err
 	}
-	fuseWrites := 0
+	moved := 0
 	check := func(d *vmcu.Device, cut vmcu.PowerCut) error {
 		x := v.on(d)
 		x.t = t
@@ -245,43 +265,35 @@ func TestPowerFailRevocation(t *testing.T) {
 		if x.launched == nil {
 			return errors.New("nothing launched")
 		}
-		epoch, err := hal.ReadCounter(d.Fuses(), FuseImageEpoch)
+		f, err := hal.ReadCounter(d.Fuses(), fuse)
 		if err != nil {
 			return err
 		}
-		var wantErr wire.Code
-		switch x.launched.Version {
-		case rel2.version:
-			if epoch != 1 {
-				return fmt.Errorf("2.0.0 installed, epoch fuse %d", epoch)
-			}
-			fuseWrites++
-			wantErr = wire.CodeRevoked
-		case rel1.version:
-			if epoch != 0 {
-				return fmt.Errorf("1.0.0 still runs, epoch fuse %d", epoch)
-			}
-		default:
-			return fmt.Errorf("launched %s", x.launched.Version)
+		next, want, err := judge(x.launched.Version, f)
+		if err != nil {
+			return err
+		}
+		if x.launched.Version == newVersion {
+			moved++
 		}
 		var ierr error
-		x.session = func(tg wire.Target) { ierr = send(tg, oldPkg, 1000) }
+		x.session = func(tg wire.Target) { ierr = send(tg, next, 1000) }
 		if _, err := x.powerOn(false, true); err != nil {
 			return err
 		}
-		if codeOfErr(ierr) != wantErr {
-			return fmt.Errorf("old key with %s running: %v", x.launched.Version, ierr)
+		if codeOfErr(ierr) != want {
+			return fmt.Errorf("next package with %s running: %v, want code %d", x.launched.Version, ierr, want)
 		}
 		return nil
 	}
-	n, err := vmcu.Sweep(base, scenario, check, vmcu.SweepOptions{Clean: true, TornSeeds: 2})
+	n, err := vmcu.Sweep(v.d.Clone(), scenario, check, vmcu.SweepOptions{Clean: true, TornSeeds: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d cut points; 2.0.0 with its epoch fuse in %d runs", n, fuseWrites)
-	if n < 10 || fuseWrites == 0 {
-		t.Fatalf("sweep too small: %d cut points, %d runs with 2.0.0", n, fuseWrites)
+	if n < 10 || moved == 0 {
+		t.Fatalf("sweep too small: %d cut points, %d runs with %s", n, moved, newVersion)
 	}
+	return n, moved
 }
 
 // algOf returns the COSE signature algorithm of c's suite.

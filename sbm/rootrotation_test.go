@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/trust"
-	"github.com/sbm-project/sbm/vmcu"
 	"github.com/sbm-project/sbm/wire"
 )
 
@@ -235,67 +233,17 @@ func TestPowerFailRootTransition(t *testing.T) {
 	root0, _ := c.Signer(trust.RootKey)
 	raw0, _ := hostcose.RawPublicKey(root0.Public())
 	rel2 := newRelease(t, c, appData(3000, 2), "2.0.0", 3)
-	pkg2 := under(t, rel2, h1, transition(t, c, root0, raw0, 1, h1.rootRaw), v)
 	next0 := newRelease(t, c, appData(2000, 5), "5.0.0", 4).forDevice(v)
 	next1 := under(t, newRelease(t, c, appData(2000, 6), "6.0.0", 4), h1, nil, v)
-	base := v.d.Clone()
-	scenario := func(d *vmcu.Device) error {
-		x := v.on(d)
-		x.t = t
-		var err error
-		x.session = func(tg wire.Target) { err = send(tg, pkg2, 1000) }
-		if _, perr := x.powerOn(false, true); perr != nil {
-			return perr
-		}
-		return err
-	}
-	moved := 0
-	check := func(d *vmcu.Device, cut vmcu.PowerCut) error {
-		x := v.on(d)
-		x.t = t
-		d.ArmPowerCut(vmcu.PowerCut{At: 1 + cut.At%7, Torn: cut.Torn, Seed: cut.Seed + 9})
-		if _, err := x.powerOn(false, false); err != nil {
-			return err
-		}
-		d.DisarmPowerCut()
-		if _, err := x.powerOn(false, false); err != nil {
-			return err
-		}
-		if x.launched == nil {
-			return errors.New("nothing launched")
-		}
-		idx, err := hal.ReadCounter(d.Fuses(), FuseRootIndex)
-		if err != nil {
-			return err
-		}
-		next, wantIdx := next0, 0
-		switch x.launched.Version {
-		case rel2.version:
-			next, wantIdx = next1, 1
-			moved++
-		case rel1.version:
-		default:
-			return fmt.Errorf("launched %s", x.launched.Version)
-		}
-		if idx != wantIdx {
-			return fmt.Errorf("%s runs, root index fuse %d", x.launched.Version, idx)
-		}
-		var ierr error
-		x.session = func(tg wire.Target) { ierr = send(tg, next, 1000) }
-		if _, err := x.powerOn(false, true); err != nil {
-			return err
-		}
-		if ierr != nil {
-			return fmt.Errorf("the next package of the current root, with %s running: %v", x.launched.Version, ierr)
-		}
-		return nil
-	}
-	n, err := vmcu.Sweep(base, scenario, check, vmcu.SweepOptions{Clean: true, TornSeeds: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, moved := sweepInstall(t, v, under(t, rel2, h1, transition(t, c, root0, raw0, 1, h1.rootRaw), v), FuseRootIndex, rel2.version,
+		func(version string, idx int) ([]byte, wire.Code, error) {
+			switch {
+			case version == rel2.version && idx == 1:
+				return next1, 0, nil
+			case version == rel1.version && idx == 0:
+				return next0, 0, nil
+			}
+			return nil, 0, fmt.Errorf("%s runs, root index fuse %d", version, idx)
+		})
 	t.Logf("%d cut points; moved to root 1 in %d runs", n, moved)
-	if n < 10 || moved == 0 {
-		t.Fatalf("sweep too small: %d cut points, %d moved", n, moved)
-	}
 }

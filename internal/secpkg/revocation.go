@@ -27,6 +27,25 @@ type Revocation struct {
 
 var errRevokesOwnKey = errors.New("the manifest's revocation statement revokes the key that signed it")
 
+// verifyRootSigned decodes raw (at most max bytes, content type ct) and
+// verifies that the root key itself signed it: a statement of the root.
+func verifyRootSigned(a *Anchors, raw []byte, max int, ct string) (signed, error) {
+	s, err := decodeSigned(raw, max, ct)
+	if err != nil {
+		return s, err
+	}
+	if s.header.Alg != a.Suite.Alg() {
+		return s, ErrAlgorithm
+	}
+	if s.header.KID != KeyID(a.RootKey) {
+		return s, errKID
+	}
+	if err := s.msg.Verify(s.header.Alg, a.RootKey); err != nil {
+		return s, wrap(ErrSignature, err)
+	}
+	return s, nil
+}
+
 var revocationSpec = mapSpec{
 	name:     "revocation",
 	names:    []string{"", "format", "vendor-id", "role", "min-epoch", "issued"},
@@ -38,18 +57,9 @@ var revocationSpec = mapSpec{
 // ContentTypeRevocation, for the anchors' vendor, naming role 1 or 2 and
 // a minimum epoch from 1 to MaxEpoch.
 func VerifyRevocation(a *Anchors, raw []byte) (*Revocation, error) {
-	s, err := decodeSigned(raw, MaxRevocationSize, ContentTypeRevocation)
+	s, err := verifyRootSigned(a, raw, MaxRevocationSize, ContentTypeRevocation)
 	if err != nil {
 		return nil, wrap(ErrRevocation, err)
-	}
-	if s.header.Alg != a.Suite.Alg() {
-		return nil, wrap(ErrRevocation, ErrAlgorithm)
-	}
-	if s.header.KID != KeyID(a.RootKey) {
-		return nil, wrap(ErrRevocation, errKID)
-	}
-	if err := s.msg.Verify(s.header.Alg, a.RootKey); err != nil {
-		return nil, wrap(ErrRevocation, wrap(ErrSignature, err))
 	}
 	r := new(Revocation)
 	var vendor [16]byte

@@ -54,18 +54,9 @@ func ManifestRootTransition(manifest []byte) (raw []byte, ok bool) {
 // to 255 and a root key of the anchors' suite. Whether the slot is the
 // device's next one and holds the new key's hash is the device's check.
 func VerifyRootTransition(a *Anchors, raw []byte) (*RootTransition, error) {
-	s, err := decodeSigned(raw, MaxRootTransitionSize, ContentTypeRootTransition)
+	s, err := verifyRootSigned(a, raw, MaxRootTransitionSize, ContentTypeRootTransition)
 	if err != nil {
 		return nil, wrap(ErrRootTransition, err)
-	}
-	if s.header.Alg != a.Suite.Alg() {
-		return nil, wrap(ErrRootTransition, ErrAlgorithm)
-	}
-	if s.header.KID != KeyID(a.RootKey) {
-		return nil, wrap(ErrRootTransition, errKID)
-	}
-	if err := s.msg.Verify(s.header.Alg, a.RootKey); err != nil {
-		return nil, wrap(ErrRootTransition, wrap(ErrSignature, err))
 	}
 	t := new(RootTransition)
 	var vendor [16]byte
