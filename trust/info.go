@@ -17,6 +17,10 @@ type Info struct {
 	Organization string    `json:"organization"`
 	Created      time.Time `json:"created"`
 	Encrypted    bool      `json:"encrypted"`
+	// Keystore is "files" or "pkcs11".
+	Keystore Keystore `json:"keystore"`
+	// Token is the token label of a pkcs11 keystore.
+	Token string `json:"token,omitempty"`
 	// RootKeyID is the root-of-trust hash written into device fuses.
 	RootKeyID            string `json:"root_key_id"`
 	ImageSigningKeyID    string `json:"image_signing_key_id"`
@@ -42,6 +46,12 @@ func (c *Context) Info() (*Info, error) {
 		RootCertificate:     c.Path(c.cfg.Public.RootCertificate),
 		DeviceCACertificate: c.Path(c.cfg.Public.DeviceCACertificate),
 		CAChain:             c.CAChainPath(),
+		Keystore:            c.keystore(),
+	}
+	if in.Keystore == KeystorePKCS11 {
+		if u, err := ParsePKCS11URI(c.cfg.Keys.Root); err == nil {
+			in.Token = u.Token
+		}
 	}
 	var err error
 	if in.RootKeyID, err = kid(c.rootCert.PublicKey); err != nil {

@@ -204,7 +204,7 @@ func (u *PKCS11URI) pin(ask func() ([]byte, error)) (string, error) {
 	case ask != nil:
 		b, err := ask()
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("the token PIN (the URI has no pin-source): %w", err)
 		}
 		if len(b) > 0 {
 			return string(b), nil
