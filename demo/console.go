@@ -54,7 +54,7 @@ func (c *console) until(ctx context.Context, timeout time.Duration, stop func(st
 			if !ok {
 				return "", fmt.Errorf("%w: the UART connection closed", ErrStep)
 			}
-			c.n.say("| %s", shorten(l, 100))
+			c.n.say("| %s", shorten(l, 160))
 			if stop(l) {
 				return l, nil
 			}

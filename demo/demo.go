@@ -48,7 +48,7 @@ func (n *narrator) section(title string) {
 
 func (n *narrator) say(format string, a ...any) {
 	for _, line := range strings.Split(fmt.Sprintf(format, a...), "\n") {
-		fmt.Fprintf(n.w, "    %s\n", line)
+		fmt.Fprintln(n.w, strings.TrimRight("    "+line, " "))
 	}
 }
 
@@ -56,8 +56,9 @@ func (n *narrator) ok(format string, a ...any) {
 	fmt.Fprintf(n.w, "    ✔ %s\n", fmt.Sprintf(format, a...))
 }
 
+// refused reports an attack refused as expected: a success of the demo.
 func (n *narrator) refused(format string, a ...any) {
-	fmt.Fprintf(n.w, "    ✘ refused, as it must be: %s\n", fmt.Sprintf(format, a...))
+	fmt.Fprintf(n.w, "    ✔ refused, as it must be: %s\n", fmt.Sprintf(format, a...))
 }
 
 // Run runs the demo.

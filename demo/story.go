@@ -217,7 +217,8 @@ func (s *story) programV1(ctx context.Context) error {
 		}
 		return err
 	}
-	s.n.say("no application yet, so the SBM waits in recovery; sent %d bytes in %.2f s, %d frames", res.Bytes, res.Stats.Duration.Seconds(), res.Stats.Frames)
+	s.n.say("no application yet, so the SBM waits in recovery; sent %d bytes in %d frames in %.2f s\n(an in-process link, not paced to a baud rate: `sbm program` over a real UART runs at line rate)",
+		res.Bytes, res.Stats.Frames, res.Stats.Duration.Seconds())
 	s.n.ok("the SBM checked the UPK and manifest, authenticated every chunk, installed 1.0.0 and reset")
 	return nil
 }

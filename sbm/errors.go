@@ -49,3 +49,13 @@ func codeOf(err error) wire.Code {
 func errText(err error) string {
 	return strings.TrimPrefix(err.Error(), "secpkg: ")
 }
+
+// innermost returns the last ": "-separated part of err's message: the
+// most specific reason.
+func innermost(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}

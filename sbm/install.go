@@ -113,7 +113,8 @@ func (m *machine) checkPackage(r io.ReaderAt, size uint32, v *verified) *wire.Er
 		return wire.Errorf(codeOf(err), "upk: "+errText(err))
 	}
 	if err := u.CheckDevice(m.hw.ID[:]); err != nil {
-		return wire.Errorf(wire.CodeNotRecipient, "upk: "+errText(err))
+		// The code already says "not the recipient": give the reason.
+		return wire.Errorf(wire.CodeNotRecipient, "upk: "+innermost(err))
 	}
 	if u.NotAfter < st.timeFloor {
 		return wire.Errorf(wire.CodeExpired, "upk expired")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/sbm-project/sbm/internal/softhsm"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/vmcu"
 )
@@ -40,14 +41,42 @@ func TestScripts(t *testing.T) {
 			env.Setenv("FIXTURES", fixtures)
 			return nil
 		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "softhsm" {
+				// SoftHSM2 is installed, or this is CI, where the token
+				// scripts must run (and fail without it), never skip.
+				return softhsm.Module() != "" || os.Getenv("CI") != "", nil
+			}
+			return false, errors.New("unknown condition " + cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"expectexit": cmdExpectExit,
-			"devicecert": cmdDeviceCert,
-			"freeport":   cmdFreePort,
-			"deviceid":   cmdDeviceID,
-			"flipbyte":   cmdFlipByte,
+			"softhsmconf": cmdSoftHSMConf,
+			"expectexit":  cmdExpectExit,
+			"devicecert":  cmdDeviceCert,
+			"freeport":    cmdFreePort,
+			"deviceid":    cmdDeviceID,
+			"flipbyte":    cmdFlipByte,
 		},
 	})
+}
+
+// cmdSoftHSMConf runs "softhsmconf": it writes a SoftHSM2 configuration
+// with its token directory in $WORK, points SOFTHSM2_CONF at it and sets
+// SOFTHSM_MODULE to the module's path, for softhsm2-util and sbm.
+func cmdSoftHSMConf(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: softhsmconf")
+	}
+	m := softhsm.Module()
+	if m == "" {
+		ts.Fatalf("SoftHSM2 is not installed (apt-get install softhsm2; scripts/test.sh does it)")
+	}
+	tokens := ts.MkAbs("softhsm-tokens")
+	ts.Check(os.MkdirAll(tokens, 0o700))
+	conf := ts.MkAbs("softhsm2.conf")
+	ts.Check(os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600))
+	ts.Setenv("SOFTHSM2_CONF", conf)
+	ts.Setenv("SOFTHSM_MODULE", m)
 }
 
 // cmdExpectExit runs "expectexit CODE PROG ARGS..." and checks PROG's exit
