@@ -76,7 +76,7 @@ is not WebAssembly (what the virtual boards run) draws a warning only: the
 device's information does not say its board.
 
 Resuming: a link that drops during the transfer is redialled and the
-transfer continues where the device's staging left off. An interrupted
+transfer continues where the device left off. An interrupted
 sbm program (Ctrl-C, --timeout) leaves the transfer in the device's session:
 run it again within the device's inactivity timeout (60 s on the reference
 SBM) and it continues at the device's received offset (--no-resume begins

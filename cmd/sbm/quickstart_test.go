@@ -175,6 +175,8 @@ func TestQuickstart(t *testing.T) {
 		`(?m)^application: +1\.0\.0, \d+ bytes`,
 		`(?m)^sbm: verified application 1\.0\.0 `,
 		`(?m)^vmcu: power off$`,
+		`(?m)^attestation verified: device [0-9a-f]{32} \(locked\)$`,
+		`(?m)^ +application +1\.0\.0 sha256 [0-9a-f]{64}$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("Quick start output does not match %q", want)
