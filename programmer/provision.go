@@ -113,11 +113,14 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	if err := installSBM(ctx, dp, board, opts.SBMImage); err != nil {
 		return nil, err
 	}
-	logf("installed the SBM (%d bytes, sha256 %x)", len(opts.SBMImage), sha256.Sum256(opts.SBMImage))
 	sbmMeasurement, err := measureSBM(ctx, dp, board)
 	if err != nil {
 		return nil, err
 	}
+	// The SBM measurement (SHA-256 of the whole region, sbm.Measurement)
+	// is what device info and attestation tokens report; the image's own
+	// hash is not shown, so that there is one SBM hash to compare.
+	logf("installed the SBM (%d bytes); SBM measurement %x", len(opts.SBMImage), sbmMeasurement)
 
 	// 2. The root of trust: the root key hash into fuses.
 	rootRaw, err := hostcose.RawPublicKey(c.RootPublicKey())

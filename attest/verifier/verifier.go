@@ -31,7 +31,7 @@ func LifecycleName(l uint8) string {
 
 // Result is the verified content of a token.
 type Result struct {
-	Device      string     `json:"device"`
+	Device      string     `json:"device_id"`
 	Board       string     `json:"board,omitempty"`
 	Lifecycle   string     `json:"lifecycle"`
 	Nonce       string     `json:"nonce"`

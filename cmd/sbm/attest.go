@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -72,8 +72,8 @@ docs/spec/attestation.md) and print its claims:
 Exit status 1 with the reason if any check fails.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ctxDir == "" || nonceHex == "" {
-				return usagef("--context and --nonce are required")
+			if err := requireFlags(cmd, "context", "nonce"); err != nil {
+				return err
 			}
 			nonce, err := parseHexFlag("nonce", nonceHex, attest.MinNonceSize, attest.MaxNonceSize)
 			if err != nil {
@@ -106,9 +106,7 @@ Exit status 1 with the reason if any check fails.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cio.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return printJSON(cio.stdout, attestationJSON(res))
 			}
 			printAttestation(cio.stdout, res)
 			return nil
@@ -147,29 +145,34 @@ func readToken(path string) ([]byte, error) {
 
 func printAttestation(w io.Writer, a *verifier.Result) {
 	fmt.Fprintf(w, "attestation verified: device %s (%s)\n", a.Device, a.Lifecycle)
-	fmt.Fprintf(w, "  nonce        %s\n", a.Nonce)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  nonce:\t%s\n", a.Nonce)
 	if a.BootSeed != "" {
-		fmt.Fprintf(w, "  boot seed    %s\n", a.BootSeed)
+		fmt.Fprintf(tw, "  boot seed:\t%s\n", a.BootSeed)
 	}
-	fmt.Fprintf(w, "  sbm          %s sha256 %s\n", a.SBM.Version, a.SBM.Measurement)
+	fmt.Fprintf(tw, "  SBM version:\t%s\n", a.SBM.Version)
+	fmt.Fprintf(tw, "  SBM measurement:\t%s\n", a.SBM.Measurement)
 	if p := a.Application; p != nil {
-		fmt.Fprintf(w, "  application  %s sha256 %s\n", p.Version, p.Measurement)
+		fmt.Fprintf(tw, "  application:\t%s\n", p.Version)
+		fmt.Fprintf(tw, "  application measurement:\t%s\n", p.Measurement)
 		if p.SecurityCounter != nil {
-			fmt.Fprintf(w, "  security counter %d\n", *p.SecurityCounter)
+			fmt.Fprintf(tw, "  security counter:\t%d\n", *p.SecurityCounter)
 		}
 		if p.Signer != "" {
-			fmt.Fprintf(w, "  signer       %s\n", p.Signer)
+			fmt.Fprintf(tw, "  signer:\t%s\n", p.Signer)
 		}
 		if p.Release != nil {
-			fmt.Fprintf(w, "  release      %s (manifest %s)\n", p.Release.Version, p.Release.ManifestDigest)
+			fmt.Fprintf(tw, "  release:\t%s (manifest digest %s)\n", p.Release.Version, p.Release.ManifestDigest)
 		} else {
-			fmt.Fprintf(w, "  release      not in the context (accepted by --expect-sha256)\n")
+			fmt.Fprintf(tw, "  release:\tnot in the context (accepted by --expect-sha256)\n")
 		}
 	}
+	tw.Flush()
 }
 
 func newAttestRequestCmd(cio *cliIO) *cobra.Command {
 	var nonceHex, out string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "request DIR --nonce HEX --out FILE",
 		Short: "Boot a virtual device and have its SBM answer an attestation challenge",
@@ -180,8 +183,8 @@ It is for testing verifiers without an application runtime; the device must
 not be running. Exit status 1 if the device does not boot an application.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if nonceHex == "" || out == "" {
-				return usagef("--nonce and --out are required")
+			if err := requireFlags(cmd, "nonce", "out"); err != nil {
+				return err
 			}
 			nonce, err := parseHexFlag("nonce", nonceHex, attest.MinNonceSize, attest.MaxNonceSize)
 			if err != nil {
@@ -194,12 +197,20 @@ not be running. Exit status 1 if the device does not boot an application.`,
 			if err := atomicfile.WriteFile(out, tok, 0o644); err != nil {
 				return err
 			}
+			if asJSON {
+				id := ""
+				if in, err := vmcu.Inspect(args[0]); err == nil {
+					id = in.ID
+				}
+				return printJSON(cio.stdout, jsonAttestRequest{DeviceID: id, Nonce: hex.EncodeToString(nonce), Out: out, Bytes: len(tok)})
+			}
 			fmt.Fprintf(cio.stdout, "attestation token: %d bytes written to %s\n", len(tok), out)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&nonceHex, "nonce", "", "the challenge, `HEX` (8 to 64 bytes)")
 	cmd.Flags().StringVar(&out, "out", "", "write the token to `FILE`")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the device ID, nonce, output file and token size as JSON")
 	return cmd
 }
 

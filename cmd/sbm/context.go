@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"os"
@@ -106,6 +107,7 @@ docs/keys.md.`,
 	f.StringVar(&org, "org", "", "organization name for certificate subjects (default \"SBM OEM\")")
 	f.StringVar(&passFile, "passphrase-file", "", "encrypt private keys with the passphrase in this file (first line); with --pkcs11, the token PIN if the URI gives none")
 	f.StringVar(&pkcs11, "pkcs11", "", "generate the keys in the PKCS#11 token named by this RFC 7512 pkcs11: URI (see above)")
+	registerCompletion(cmd, "suite", fixedValues(suiteNames...))
 	return cmd
 }
 
@@ -128,7 +130,7 @@ path of a PEM file holding the device CA and root certificates).`,
 				return err
 			}
 			if asJSON {
-				return printJSON(cio.stdout, info)
+				return printJSON(cio.stdout, contextJSON(info))
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 0, 2, ' ', 0)
 			for _, kv := range [][2]string{
@@ -226,12 +228,30 @@ func readPassphraseFile(path string) ([]byte, error) {
 }
 
 // openContext opens a context, reading the passphrase from passFile when a
-// private key needs it.
+// private key needs it. If the keys are encrypted and no passFile was
+// given, using a key fails with a usage error naming --passphrase-file.
 func openContext(dir, passFile string) (*trust.Context, error) {
 	return trust.Open(dir, &trust.OpenOptions{Passphrase: func() ([]byte, error) {
 		if passFile == "" {
-			return nil, nil
+			return nil, usagef("the keys of context %s are encrypted: a passphrase is required; give it with --passphrase-file FILE", dir)
 		}
 		return readPassphraseFile(passFile)
 	}})
+}
+
+// loadKeyAgreementKey loads a recipient's key-agreement private key,
+// reading its passphrase from passFile if it is encrypted.
+func loadKeyAgreementKey(keyFile, passFile string) (*ecdh.PrivateKey, error) {
+	var pass []byte
+	if passFile != "" {
+		var err error
+		if pass, err = readPassphraseFile(passFile); err != nil {
+			return nil, err
+		}
+	}
+	k, err := trust.LoadKeyAgreementKey(keyFile, pass)
+	if errors.Is(err, trust.ErrPassphraseRequired) {
+		return nil, &usageError{fmt.Errorf("%w; give it with --passphrase-file FILE", err)}
+	}
+	return k, err
 }

@@ -32,5 +32,6 @@ source tree (it builds the example applications) unless --source is given.`,
 	f.StringVar(&keep, "keep", "", "work in DIR and keep the files")
 	f.StringVar(&source, "source", "", "the project's source tree (default: found from the working directory)")
 	f.StringVar(&board, "board", "default", "the virtual device's board")
+	registerCompletion(cmd, "board", completeBoard)
 	return cmd
 }

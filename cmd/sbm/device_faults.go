@@ -68,7 +68,7 @@ outcome reproducibly.`,
 	}
 	cmd.Flags().Uint64Var(&at, "at", 0, "cut power at operation `N` (1 is the next one)")
 	cmd.Flags().BoolVar(&torn, "torn", false, "cut during the operation instead of before it")
-	cmd.Flags().Uint64Var(&seed, "seed", 0, "`SEED` of the torn outcome")
+	cmd.Flags().Uint64Var(&seed, "seed", 0, "with --torn: `N` chooses which words or bits the torn operation leaves (same N, same outcome)")
 	return cmd
 }
 
@@ -103,9 +103,10 @@ bypasses access control, as a physical fault would.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&region, "region", "", "flash `REGION`")
+	cmd.Flags().StringVar(&region, "region", "", "flash `REGION`: sbm, secure, primary, staging or appdata")
+	registerCompletion(cmd, "region", fixedValues("sbm", "secure", "primary", "staging", "appdata"))
 	cmd.Flags().IntVar(&bits, "bits", 1, "number of bits `N`")
-	cmd.Flags().Uint64Var(&seed, "seed", 1, "`SEED` choosing the bits")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "`N` chooses the bits (same N, same bits)")
 	return cmd
 }
 

@@ -25,13 +25,6 @@ allowed before the debug-lock fuse is blown (restore also needs the SBM
 region not write-protected), refused after.
 
 The device must not be running: stop 'sbm device run' first.`,
-		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return cmd.Help()
-			}
-			return usagef("unknown command %q for %q (want dump or restore)", args[0], cmd.CommandPath())
-		},
 	}
 	cmd.AddCommand(newDeviceFlashDumpCmd(cio), newDeviceFlashRestoreCmd(cio))
 	return cmd
@@ -48,8 +41,8 @@ board's flash size, byte for byte from address 0. FILE is written
 atomically.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return usagef("--out is required")
+			if err := requireFlags(cmd, "out"); err != nil {
+				return err
 			}
 			d, err := vmcu.Open(args[0])
 			if err != nil {

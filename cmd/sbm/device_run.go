@@ -47,13 +47,11 @@ func newDeviceRunCmd(cio *cliIO) *cobra.Command {
 &). Resets reboot the firmware; an armed power cut cuts power at its
 operation and power is restored at once. The boot log is printed on stdout.
 
---uart attaches the UART to host endpoints (repeatable):
-  pty:LINK              a pseudo-terminal; LINK becomes a symlink to it, and
-                        serial tools open it like a USB-serial adapter
-  tcp:127.0.0.1:PORT    a TCP listener on the loopback interface; PORT 0
-                        picks a free port (the address is printed)
---baud paces both directions at N bits per second (10 bits per byte); 0,
-the default, does not pace.
+The UART can be attached to host endpoints: with pty:LINK a pseudo-terminal
+(LINK becomes a symlink to it, and serial tools open it like a USB-serial
+adapter), with tcp:127.0.0.1:PORT a TCP listener on the loopback interface
+(PORT 0 picks a free port; the address is printed). --baud paces both
+directions at 10 bits per byte.
 
 While running, DIR/debug.sock is the debug port and DIR/control.sock the
 control socket (reset button, recovery pin, fault injection).`,
@@ -73,10 +71,11 @@ control socket (reset button, recovery pin, fault injection).`,
 			return runDevice(cmd.Context(), cio, args[0], eps, baud, recovery, firmware)
 		},
 	}
-	cmd.Flags().StringArrayVar(&uarts, "uart", nil, "attach the UART: `pty:LINK or tcp:127.0.0.1:PORT` (repeatable)")
+	cmd.Flags().StringArrayVar(&uarts, "uart", nil, "attach the UART to `pty:LINK or tcp:127.0.0.1:PORT` (repeatable)")
 	cmd.Flags().IntVar(&baud, "baud", 0, "pace the UART at `N` bits per second (0: unpaced)")
 	cmd.Flags().BoolVar(&recovery, "recovery", false, "hold the recovery pin at the first boot")
 	cmd.Flags().StringVar(&firmware, "firmware", "sbm", "boot firmware: sbm, or placeholder (exercises the hardware only)")
+	registerCompletion(cmd, "firmware", fixedValues("sbm\tthe Secure Boot Manager", "placeholder\texercises the hardware only"))
 	return cmd
 }
 

@@ -20,6 +20,7 @@ func newDeviceTortureCmd(cio *cliIO) *cobra.Command {
 		at          int
 		tornSeed    int64
 		quiet       bool
+		asJSON      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "torture [--board NAME] [--size BYTES] [--seed N] [--exhaustive] [--scenario NAME]...",
@@ -41,7 +42,8 @@ application runs if the update had been authenticated; and the flow can then
 be completed. The default is a reduced sample (every k-th operation plus the
 commit windows); --exhaustive cuts every operation. A failure prints the flags
 that rerun it alone (--at, --torn-seed). The last line is "N passed, M
-failed"; the exit code is 1 if M > 0.`,
+failed"; the exit code is 1 if M > 0. --json prints the summary as one JSON
+object instead (fields in docs/cli.md), with the same exit code.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := parseBytes(size)
@@ -62,14 +64,20 @@ failed"; the exit code is 1 if M > 0.`,
 			if maxCuts == 0 {
 				opts.MaxCuts = -1
 			}
-			if !quiet {
+			if !quiet && !asJSON {
 				opts.Log = cio.stdout
 			}
 			rep, err := sim.Torture(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
-			printTortureSummary(cio, rep)
+			if asJSON {
+				if err := printJSON(cio.stdout, tortureJSON(rep)); err != nil {
+					return err
+				}
+			} else {
+				printTortureSummary(cio, rep)
+			}
 			if rep.Failed > 0 {
 				return fmt.Errorf("%d power-cut runs failed", rep.Failed)
 			}
@@ -84,8 +92,11 @@ failed"; the exit code is 1 if M > 0.`,
 	f.StringArrayVar(&scenarios, "scenario", nil, "run only scenario `NAME` (repeatable; default all)")
 	f.IntVar(&maxCuts, "max-cuts", 5, "at most `N` further cuts while a run recovers (0: none)")
 	f.IntVar(&at, "at", 0, "rerun only the cut at operation `N` (with one --scenario)")
-	f.Int64Var(&tornSeed, "torn-seed", -1, "with --at: tear the operation with `SEED` instead of a clean cut")
+	f.Int64Var(&tornSeed, "torn-seed", -1, "with --at: tear the operation, `N` choosing its outcome, instead of a clean cut")
 	f.BoolVar(&quiet, "quiet", false, "print only the summary")
+	f.BoolVar(&asJSON, "json", false, "print the summary as JSON (implies --quiet)")
+	registerCompletion(cmd, "board", completeBoard)
+	registerCompletion(cmd, "scenario", fixedValues(scenarioNames()...))
 	return cmd
 }
 
@@ -105,10 +116,15 @@ func printTortureSummary(cio *cliIO, rep *sim.TortureReport) {
 		fmt.Fprintf(cio.stdout, "  %-17s T=%d ops, %d cut points, %d runs: %d passed, %d failed; %d resumed an install, %d further cuts\n",
 			s.Name, s.Ops, s.CutPoints, s.Runs, s.Passed, s.Failed, s.Resumed, s.ExtraCuts)
 		for _, f := range s.Failures {
-			fmt.Fprintf(cio.stdout, "    FAIL %v\n      rerun: sbm device torture --board %s --size %d --seed %d %s\n", f, rep.Board, rep.Size, rep.Seed, f.Repro())
+			fmt.Fprintf(cio.stdout, "    FAIL %v\n      rerun: %s\n", f, tortureRerun(rep, f))
 		}
 	}
 	fmt.Fprintf(cio.stdout, "%d passed, %d failed\n", rep.Passed, rep.Failed)
+}
+
+// tortureRerun returns the command that reruns failure f alone.
+func tortureRerun(rep *sim.TortureReport, f *sim.TortureFailure) string {
+	return fmt.Sprintf("sbm device torture --board %s --size %d --seed %d %s", rep.Board, rep.Size, rep.Seed, f.Repro())
 }
 
 // parseBytes parses N, NKiB or NMiB.

@@ -17,6 +17,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"no-such-command"}, 2},
 		{[]string{"--no-such-flag"}, 2},
 		{[]string{"version", "extra"}, 2},
+		{[]string{"device"}, 0},
+		{[]string{"device", "no-such-command"}, 2},
+		{[]string{"device", "flash", "no-such-command"}, 2},
+		{[]string{"image", "create", "--security-counter", "-1", "x"}, 2},
+		{[]string{"image", "create", "--context", "c", "--version", "1.0", "--out", "o", "x"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/spf13/cobra"
@@ -30,7 +31,7 @@ var maxInputSize = image.PackageSize(image.MaxPayloadSize, 256, image.MaxUPKs)
 func newImageCreateCmd(cio *cliIO) *cobra.Command {
 	var (
 		ctxDir, version, slot, out, format, passFile, notAfter string
-		counter                                                uint32
+		counter                                                counterValue
 		chunk, maxSize                                         int
 		classUPK                                               bool
 	)
@@ -47,14 +48,17 @@ context so UPKs can be issued for the package later; --class-upk also puts a
 UPK for the whole device class into the package.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ctxDir == "" || version == "" || out == "" {
-				return usagef("--context, --version and --out are required")
+			if err := requireFlags(cmd, "context", "version", "out"); err != nil {
+				return err
+			}
+			if err := checkVersionFlag(version); err != nil {
+				return err
 			}
 			f, err := firmware.ParseFormat(format)
 			if err != nil {
 				return usagef("--format: %v", err)
 			}
-			opts := &image.CreateOptions{Version: version, SecurityCounter: counter, Slot: slot, ChunkSize: chunk, MaxPackageSize: maxSize, ClassUPK: classUPK}
+			opts := &image.CreateOptions{Version: version, SecurityCounter: uint32(counter), Slot: slot, ChunkSize: chunk, MaxPackageSize: maxSize, ClassUPK: classUPK}
 			if notAfter != "" {
 				if opts.UPKOptions.NotAfter, err = time.Parse(time.RFC3339, notAfter); err != nil {
 					return usagef("--not-after: want RFC 3339 time like 2027-01-02T15:04:05Z: %v", err)
@@ -82,7 +86,7 @@ UPK for the whole device class into the package.`,
 	fl := cmd.Flags()
 	fl.StringVar(&ctxDir, "context", "", "security context directory (required)")
 	fl.StringVar(&version, "version", "", "application version, semantic versioning (required)")
-	fl.Uint32Var(&counter, "security-counter", 0, "anti-rollback security counter")
+	fl.Var(&counter, "security-counter", fmt.Sprintf("anti-rollback security counter, 0 to %d (the device's fuse counter range)", hal.CounterMax))
 	fl.StringVar(&slot, "slot", "primary", "target slot name")
 	fl.StringVar(&out, "out", "", "output package file (required)")
 	fl.StringVar(&format, "format", "auto", "input format: auto, bin, wasm, elf or ihex")
@@ -92,6 +96,8 @@ UPK for the whole device class into the package.`,
 	fl.StringVar(&notAfter, "not-after", "", "end of the class UPK's validity (RFC 3339; default one year)")
 	fl.StringVar(&boardName, "board", "", "the target board (`NAME` or board file): warn if it cannot run the input's format")
 	fl.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
+	registerCompletion(cmd, "format", fixedValues("auto", "bin", "wasm", "elf", "ihex"))
+	registerCompletion(cmd, "board", completeBoard)
 	return cmd
 }
 

@@ -22,7 +22,8 @@ func newImageInspectCmd(cio *cliIO) *cobra.Command {
 		Long: `Show what a package says about itself: manifest fields, the image-signing
 key ID, chunk count and the recipients of the UPKs it carries. FILE may also
 be a bare UPK (as written by "sbm upk issue"). Nothing is verified: use
-"sbm image verify" for that.`,
+"sbm image verify" for that. With --json the output is one JSON object
+(fields in docs/cli.md) whose "kind" is "package" or "upk".`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, u, err := inspectPath(args[0])
@@ -31,13 +32,13 @@ be a bare UPK (as written by "sbm upk issue"). Nothing is verified: use
 			}
 			if u != nil {
 				if asJSON {
-					return printJSON(cio.stdout, u)
+					return printJSON(cio.stdout, jsonBareUPK{Kind: "upk", UPK: upkJSON(u)})
 				}
 				printUPK(cio.stdout, "UPK", u)
 				return nil
 			}
 			if asJSON {
-				return printJSON(cio.stdout, d)
+				return printJSON(cio.stdout, packageJSON(d))
 			}
 			printDescription(cio.stdout, d)
 			return nil
@@ -54,7 +55,8 @@ func printDescription(w io.Writer, d *image.Description) {
 	fmt.Fprintf(tw, "vendor ID:\t%s\n", d.VendorID)
 	fmt.Fprintf(tw, "class ID:\t%s\n", d.ClassID)
 	fmt.Fprintf(tw, "slot:\t%s\n", d.Slot)
-	fmt.Fprintf(tw, "payload:\t%d bytes, SHA-256 %s\n", d.PayloadSize, d.PayloadSHA256)
+	fmt.Fprintf(tw, "payload:\t%d bytes\n", d.PayloadSize)
+	fmt.Fprintf(tw, "application measurement:\t%s\n", d.PayloadSHA256)
 	if d.SourceFormat != "" {
 		fmt.Fprintf(tw, "source format:\t%s\n", d.SourceFormat)
 	}
@@ -105,8 +107,8 @@ escrow key, which decrypts the package (--passphrase-file is then the
 context's passphrase).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ctxDir == "" {
-				return usagef("--context is required")
+			if err := requireFlags(cmd, "context"); err != nil {
+				return err
 			}
 			if escrow && (keyFile != "" || deviceID != "") {
 				return usagef("--escrow uses the context's escrow key: it excludes --key and --device-id")
@@ -156,13 +158,7 @@ context's passphrase).`,
 					}
 				}
 			case keyFile != "":
-				var pass []byte
-				if passFile != "" {
-					if pass, err = readPassphraseFile(passFile); err != nil {
-						return err
-					}
-				}
-				if opts.Key, err = trust.LoadKeyAgreementKey(keyFile, pass); err != nil {
+				if opts.Key, err = loadKeyAgreementKey(keyFile, passFile); err != nil {
 					return err
 				}
 			}

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/programmer"
 	"github.com/sbm-project/sbm/sbm"
@@ -20,7 +22,7 @@ func init() { commandGroups = append(commandGroups, newProvisionCmd) }
 func newProvisionCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, devDir, passFile, certOut string
 	var noLock, classKey, devLog bool
-	var counter uint32
+	var counter counterValue
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "provision --context DIR --device DEVDIR",
@@ -44,8 +46,8 @@ If the device is running ("sbm device run"), its debug socket is used;
 otherwise the device is powered on in-process for the duration.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ctxDir == "" || devDir == "" {
-				return usagef("--context and --device are required")
+			if err := requireFlags(cmd, "context", "device"); err != nil {
+				return err
 			}
 			c, err := openContext(ctxDir, passFile)
 			if err != nil {
@@ -63,8 +65,11 @@ otherwise the device is powered on in-process for the duration.`,
 			defer stop()
 			res, err := programmer.Provision(ctx, c, dp, &programmer.ProvisionOptions{
 				SBMImage: sbm.Descriptor(), NoLock: noLock, ClassKey: classKey,
-				SecurityCounter: counter, Timeout: timeout, Log: cio.stdout,
+				SecurityCounter: uint32(counter), Timeout: timeout, Log: cio.stdout,
 			})
+			if errors.Is(err, vmcu.ErrDebugLocked) {
+				return fmt.Errorf("provisioning %s: the device is already provisioned and locked: its debug port is closed for good (sbm device info %s shows its state)", devDir, devDir)
+			}
 			if err != nil {
 				return fmt.Errorf("provisioning %s: %w", devDir, err)
 			}
@@ -86,7 +91,7 @@ otherwise the device is powered on in-process for the duration.`,
 	f.StringVar(&devDir, "device", "", "virtual device directory (required)")
 	f.BoolVar(&noLock, "no-lock", false, "leave the lock bits unblown (development devices)")
 	f.BoolVar(&classKey, "class-key", false, "also give the device the class key-agreement key (for class UPKs)")
-	f.Uint32Var(&counter, "security-counter", 0, "initial security counter")
+	f.Var(&counter, "security-counter", fmt.Sprintf("initial anti-rollback security counter, 0 to %d", hal.CounterMax))
 	f.StringVar(&certOut, "cert-out", "", "also write the device certificate (PEM) to this file")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for each answer of the SBM")
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")

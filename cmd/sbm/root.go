@@ -36,23 +36,26 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Long: `sbm is the OEM toolchain of the Secure Boot Manager: it creates the security
 context (keys and certificates), builds signed and encrypted image packages,
 issues Update Protection Keys (UPKs) that individualise a package for one
-device or a device class, and verifies them.
+device or a device class, and verifies them. It also runs virtual
+microcontrollers ("sbm device"), provisions them at birth over their debug
+port ("sbm provision"), programs packages into them over their UART ("sbm
+program") and verifies their attestation tokens ("sbm attest").
 
 Exit codes: 0 success; 1 a verification or security check failed, or the
-operation could not be completed; 2 usage error.`,
+operation could not be completed; 2 usage error. With --json a command
+prints one JSON object whose field names docs/cli.md lists.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &usageError{err}
-	})
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(newVersionCmd(cio))
 	for _, add := range commandGroups {
 		root.AddCommand(add(cio))
 	}
+	groupCommands(root)
 	return root
 }
 

@@ -44,8 +44,8 @@ of the class. The package's content key is recovered from the context's
 escrow record (or from a class UPK inside the package).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ctxDir == "" || pkgFile == "" || out == "" {
-				return usagef("--context, --package and --out are required")
+			if err := requireFlags(cmd, "context", "package", "out"); err != nil {
+				return err
 			}
 			if class == (recipient != "") {
 				return usagef("give exactly one of --recipient and --class")
