@@ -9,6 +9,7 @@
 package upk
 
 import (
+	"crypto"
 	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -124,7 +125,44 @@ type coseKey struct {
 
 // Issue returns a UPK, signed by the context's update-authority key, that
 // hands cek to r for the package whose manifest COSE_Sign1 is manifest.
+// To issue many, use an Issuer.
 func Issue(c *trust.Context, manifest []byte, cek *[32]byte, r Recipient, opts *Options) ([]byte, error) {
+	is, err := NewIssuer(c, manifest, cek)
+	if err != nil {
+		return nil, err
+	}
+	return is.Issue(r, opts)
+}
+
+// An Issuer issues UPKs for one package to many recipients. What does not
+// depend on the recipient — the manifest digest, the IDs, the
+// update-authority key and its certificate — is prepared once, so a UPK
+// costs its ephemeral key, one key agreement and one signature. Its Issue
+// method is safe for concurrent use.
+type Issuer struct {
+	c              *trust.Context
+	cek            [32]byte
+	manifestDigest [32]byte
+	vendor, class  trust.UUID
+	signer         crypto.Signer
+	keyCert        []byte
+}
+
+// NewIssuer returns an Issuer for the package whose manifest COSE_Sign1 is
+// manifest and whose content-encryption key is cek. It loads the context's
+// update-authority key.
+func NewIssuer(c *trust.Context, manifest []byte, cek *[32]byte) (*Issuer, error) {
+	signer, err := c.Signer(trust.UpdateAuthorityKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Issuer{c: c, cek: *cek, manifestDigest: sha256.Sum256(manifest), vendor: c.VendorID(), class: c.ClassID(),
+		signer: signer, keyCert: c.UpdateAuthorityKeyCert()}, nil
+}
+
+// Issue returns a UPK for r; see the function Issue.
+func (is *Issuer) Issue(r Recipient, opts *Options) ([]byte, error) {
+	c := is.c
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -185,12 +223,11 @@ func Issue(c *trust.Context, manifest []byte, cek *[32]byte, r Recipient, opts *
 	if err != nil {
 		return nil, err
 	}
-	wrapped, err := aeskw.Wrap(kek, cek[:])
+	wrapped, err := aeskw.Wrap(kek, is.cek[:])
 	if err != nil {
 		return nil, err
 	}
-	md := sha256.Sum256(manifest)
-	vendor, class := c.VendorID(), c.ClassID()
+	md, vendor, class := is.manifestDigest, is.vendor, is.class
 	p := payload{
 		Format:         1,
 		ID:             id,
@@ -211,11 +248,7 @@ func Issue(c *trust.Context, manifest []byte, cek *[32]byte, r Recipient, opts *
 	if err != nil {
 		return nil, err
 	}
-	signer, err := c.Signer(trust.UpdateAuthorityKey)
-	if err != nil {
-		return nil, err
-	}
-	return hostcose.Sign1(signer, hostcose.ContentTypeUPK, enc, c.UpdateAuthorityKeyCert())
+	return hostcose.Sign1(is.signer, hostcose.ContentTypeUPK, enc, is.keyCert)
 }
 
 // ephemeralKey derives a fresh key-agreement key from rnd.

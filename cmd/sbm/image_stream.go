@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -27,6 +28,9 @@ import (
 func createPackageFile(c *trust.Context, in string, f firmware.Format, out string, opts *image.CreateOptions) (*image.Created, *firmware.File, error) {
 	src, err := firmware.Open(in, f)
 	if err != nil {
+		if _, ok := err.(*fs.PathError); ok {
+			return nil, nil, err // it names the file
+		}
 		return nil, nil, fmt.Errorf("%s: %w", in, err)
 	}
 	defer src.Close()

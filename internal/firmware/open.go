@@ -86,7 +86,7 @@ func Open(path string, f Format) (_ *File, err error) {
 			}
 		}
 		if err := CheckImageSize(uint64(size)); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+			return nil, err
 		}
 		// The reader stops at the size checked here even if the file
 		// grows; a file that shrinks yields a short read, which the
@@ -105,7 +105,7 @@ func Open(path string, f Format) (_ *File, err error) {
 			// Only a file that might be Intel HEX gets here; Detect decides.
 			if f = Detect(b); f == FormatBinary {
 				if err := CheckImageSize(uint64(len(b))); err != nil {
-					return nil, fmt.Errorf("%s: %w", f, err)
+					return nil, err
 				}
 			}
 		}

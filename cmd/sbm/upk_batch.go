@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sbm-project/sbm/image"
+	"github.com/sbm-project/sbm/internal/atomicfile"
+	"github.com/sbm-project/sbm/trust"
+	"github.com/sbm-project/sbm/upk"
+	"github.com/spf13/cobra"
+)
+
+// batchHelp is the part of "upk issue --help" about --recipients.
+const batchHelp = `
+
+With --recipients and --out-dir, one run issues a UPK for each of many
+devices, in parallel on every core (--jobs), each written atomically to
+OUT_DIR/<device-id>.upk; an existing file is never replaced. --recipients is
+a directory — of production records (*.json, such as the context's
+devices/ directory) and/or device certificates (*.crt, *.pem) — or a file,
+or - for standard input, listing one recipient a line: a device ID (hex)
+from the context's production records, or the path of a device certificate
+(blank lines and lines starting with # are skipped). A recipient that fails
+is reported on stderr with its name and the others are still written; the
+summary line counts both, and the exit code is then 1.`
+
+// batchRecipient is one entry of --recipients: its name for messages and
+// how to resolve it.
+type batchRecipient struct {
+	seq  int
+	name string
+	// record is set for a production record file, which is read directly.
+	record bool
+}
+
+// batchFailure is a recipient that got no UPK.
+type batchFailure struct {
+	seq  int
+	name string
+	err  error
+}
+
+// issueBatch issues UPKs for every recipient of spec (a directory, a list
+// file or - for stdin) into outDir with up to jobs workers. It reports
+// failures and a summary; it returns an error (exit 1) if any recipient
+// failed.
+func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs int, opts *upk.Options) error {
+	p, err := openPackage(pkgFile)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	cek, err := image.RecoverCEK(c, p.Records())
+	if err != nil {
+		return fmt.Errorf("%s: %w", pkgFile, err)
+	}
+	is, err := upk.NewIssuer(c, p.Manifest, cek)
+	if err != nil {
+		return err
+	}
+	if spec != "-" {
+		if _, err := os.Stat(spec); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	if jobs <= 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	list := make(chan batchRecipient, 4*jobs)
+	var listErr error
+	go func() {
+		defer close(list)
+		listErr = listRecipients(cio.stdin, spec, list)
+	}()
+
+	// Two bounded pools: jobs workers resolve recipients and issue UPKs
+	// (CPU: certificate check, ECDH, signature); writers write them. Each
+	// UPK file is synced before it appears (atomicfile.Create), and syncs
+	// wait on the disk, not the CPU: many concurrent ones share the
+	// file system's journal commits, so the writers are more numerous.
+	type issued struct {
+		br   batchRecipient
+		path string
+		upk  []byte
+	}
+	var (
+		mu       sync.Mutex
+		failures []batchFailure
+		count    int
+		workers  sync.WaitGroup
+		writers  sync.WaitGroup
+		toWrite  = make(chan issued, 4*jobs)
+	)
+	fail := func(br batchRecipient, err error) {
+		mu.Lock()
+		failures = append(failures, batchFailure{br.seq, br.name, err})
+		mu.Unlock()
+	}
+	for range jobs {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for br := range list {
+				path, u, err := issueOne(c, is, br, outDir, opts)
+				if err != nil {
+					fail(br, err)
+					continue
+				}
+				toWrite <- issued{br, path, u}
+			}
+		}()
+	}
+	for range batchWriters {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for w := range toWrite {
+				if err := atomicfile.Create(w.path, w.upk, 0o644); err != nil {
+					fail(w.br, err)
+					continue
+				}
+				mu.Lock()
+				count++
+				mu.Unlock()
+			}
+		}()
+	}
+	workers.Wait()
+	close(toWrite)
+	writers.Wait()
+	written := count
+	slices.SortFunc(failures, func(a, b batchFailure) int { return cmp.Compare(a.seq, b.seq) })
+	for _, f := range failures {
+		if strings.Contains(f.err.Error(), f.name) {
+			fmt.Fprintf(cio.stderr, "sbm: %v\n", f.err) // it names the recipient
+		} else {
+			fmt.Fprintf(cio.stderr, "sbm: %s: %v\n", f.name, f.err)
+		}
+	}
+	fmt.Fprintf(cio.stdout, "wrote %d UPKs to %s, %d failed\n", written, outDir, len(failures))
+	if listErr != nil {
+		return fmt.Errorf("reading the recipients: %w (the list was read in part only)", listErr)
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("%d of %d recipients failed; the others' UPKs were written", len(failures), written+len(failures))
+	}
+	return nil
+}
+
+// batchWriters is the number of goroutines writing UPK files.
+const batchWriters = 32
+
+// issueOne resolves one recipient and issues its UPK; it returns the UPK
+// and the path to write it to.
+func issueOne(c *trust.Context, is *upk.Issuer, br batchRecipient, outDir string, opts *upk.Options) (string, []byte, error) {
+	var r upk.Recipient
+	var err error
+	if br.record {
+		r, err = recipientFromRecord(c, br.name)
+	} else {
+		r, err = recipientFromFile(c, br.name, "")
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(outDir, hex.EncodeToString(r.DeviceID)+".upk")
+	if _, err := os.Lstat(path); err == nil {
+		return "", nil, fmt.Errorf("%s already exists", path) // spare the work; Create decides
+	}
+	u, err := is.Issue(r, opts)
+	if err != nil {
+		return "", nil, err
+	}
+	return path, u, nil
+}
+
+// recipientFromRecord reads a production record file (trust.DeviceRecord)
+// and verifies its certificate against the context.
+func recipientFromRecord(c *trust.Context, path string) (upk.Recipient, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return upk.Recipient{}, err
+	}
+	var rec trust.DeviceRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return upk.Recipient{}, fmt.Errorf("not a production record: %w", err)
+	}
+	certs, err := trust.ParseCertificatesPEM([]byte(rec.Certificate))
+	if err != nil {
+		return upk.Recipient{}, fmt.Errorf("production record: %w", err)
+	}
+	id, err := c.VerifyDeviceCertificate(certs[0])
+	if err != nil {
+		return upk.Recipient{}, fmt.Errorf("production record: %w", err)
+	}
+	if got := hex.EncodeToString(id.ID); got != strings.ToLower(rec.ID) {
+		return upk.Recipient{}, fmt.Errorf("production record of device %s holds the certificate of device %s", rec.ID, got)
+	}
+	return upk.Recipient{Kind: upk.Device, Key: id.KeyAgreement, DeviceID: id.ID}, nil
+}
+
+// listRecipients sends the recipients of spec to out, in order: the
+// entries of a directory (production records and certificates, by name),
+// or the lines of a file or of stdin ("-").
+func listRecipients(stdin io.Reader, spec string, out chan<- batchRecipient) error {
+	if spec != "-" {
+		fi, err := os.Stat(spec)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			return listDir(spec, out)
+		}
+	}
+	var r io.Reader = stdin
+	if spec != "-" {
+		f, err := os.Open(spec)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	sc := bufio.NewScanner(r)
+	seq := 0
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out <- batchRecipient{seq: seq, name: line, record: strings.HasSuffix(line, ".json")}
+		seq++
+	}
+	return sc.Err()
+}
+
+// listDir sends the production records (*.json) and certificates (*.crt,
+// *.pem) of dir, in name order within each read batch of entries.
+func listDir(dir string, out chan<- batchRecipient) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	seq := 0
+	for {
+		names, err := d.Readdirnames(4096)
+		slices.Sort(names)
+		for _, n := range names {
+			ext := filepath.Ext(n)
+			if ext != ".json" && ext != ".crt" && ext != ".pem" {
+				continue
+			}
+			out <- batchRecipient{seq: seq, name: filepath.Join(dir, n), record: ext == ".json"}
+			seq++
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// batchFlags are the flags of a batch "upk issue".
+type batchFlags struct {
+	ctxDir, pkgFile, recipients, outDir, passFile, notBefore, notAfter string
+	jobs                                                               int
+}
+
+// runUPKBatch runs "upk issue --recipients ... --out-dir ...".
+func runUPKBatch(cmd *cobra.Command, cio *cliIO, bf batchFlags) error {
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"--context", bf.ctxDir}, {"--package", bf.pkgFile}, {"--recipients", bf.recipients}, {"--out-dir", bf.outDir}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return usagef("a batch (--recipients, --out-dir) also needs %s", strings.Join(missing, " and "))
+	case cmd.Flags().Changed("recipient") || cmd.Flags().Changed("class") || cmd.Flags().Changed("out") || cmd.Flags().Changed("device-id"):
+		return usagef("--recipients and --out-dir exclude --recipient, --class, --device-id and --out")
+	case bf.jobs < 0:
+		return usagef("--jobs: want a positive number of workers")
+	}
+	opts := &upk.Options{}
+	var err error
+	if bf.notBefore != "" {
+		if opts.NotBefore, err = time.Parse(time.RFC3339, bf.notBefore); err != nil {
+			return usagef("--not-before: want RFC 3339 time like 2027-01-02T15:04:05Z: %v", err)
+		}
+	}
+	if bf.notAfter != "" {
+		if opts.NotAfter, err = time.Parse(time.RFC3339, bf.notAfter); err != nil {
+			return usagef("--not-after: want RFC 3339 time like 2027-01-02T15:04:05Z: %v", err)
+		}
+	}
+	// One issue time for the whole batch: every UPK gets the same window.
+	now := time.Now()
+	opts.Now = func() time.Time { return now }
+	c, err := openContext(bf.ctxDir, bf.passFile)
+	if err != nil {
+		return err
+	}
+	return issueBatch(cio, c, bf.pkgFile, bf.recipients, bf.outDir, bf.jobs, opts)
+}
