@@ -28,6 +28,8 @@ func newUPKCmd(cio *cliIO) *cobra.Command {
 func newUPKIssueCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, pkgFile, recipient, deviceID, notBefore, notAfter, out, passFile string
 	var class bool
+	var recipients, outDir string
+	var jobs int
 	cmd := &cobra.Command{
 		Use:   "issue --context DIR --package FILE (--recipient CERT_OR_PUBKEY_PEM | --class) --out FILE",
 		Short: "Issue a UPK that lets one device (or the device class) decrypt a package",
@@ -41,9 +43,12 @@ The recipient is a device ID (hex) from the context's production records
 this context's device CA and names the device ID and key-agreement key), or a
 key-agreement public key (PEM) with --device-id, or --class for every device
 of the class. The package's content key is recovered from the context's
-escrow record (or from a class UPK inside the package).`,
+escrow record (or from a class UPK inside the package).` + batchHelp,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if recipients != "" || outDir != "" {
+				return runUPKBatch(cmd, cio, batchFlags{ctxDir, pkgFile, recipients, outDir, passFile, notBefore, notAfter, jobs})
+			}
 			if err := requireFlags(cmd, "context", "package", "out"); err != nil {
 				return err
 			}
@@ -107,6 +112,9 @@ escrow record (or from a class UPK inside the package).`,
 	f.BoolVar(&class, "class", false, "issue for the whole device class")
 	f.StringVar(&notBefore, "not-before", "", "start of validity (RFC 3339; default now)")
 	f.StringVar(&notAfter, "not-after", "", "end of validity (RFC 3339; default one year after the start)")
+	f.StringVar(&recipients, "recipients", "", "batch: a directory of production records or device certificates, or a file (- for stdin) listing device IDs or certificate paths")
+	f.StringVar(&outDir, "out-dir", "", "batch: directory for the UPKs, one <device-id>.upk each (with --recipients)")
+	f.IntVar(&jobs, "jobs", 0, "batch: parallel workers (default: one per CPU)")
 	f.StringVar(&out, "out", "", "output UPK file (required)")
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
 	return cmd
