@@ -252,6 +252,14 @@ func printInfo(out io.Writer, d *deviceInfo) error {
 		m = "unknown (no SBM region)"
 	}
 	line("SBM measurement:", "%s", m)
+	switch {
+	case d.SBMVersion != "":
+		line("SBM version:", "%s", d.SBMVersion)
+	case d.SBMErased:
+		line("SBM version:", "none (no SBM installed)")
+	default:
+		line("SBM version:", "unknown (not the SBM this tool installs)")
+	}
 	if d.Certificate != "" {
 		line("certificate:", "installed (sbm device info --json shows it)")
 	} else {

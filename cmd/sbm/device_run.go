@@ -71,10 +71,10 @@ control socket (reset button, recovery pin, fault injection).`,
 			return runDevice(cmd.Context(), cio, args[0], eps, baud, recovery, firmware)
 		},
 	}
-	cmd.Flags().StringArrayVar(&uarts, "uart", nil, "attach the UART to `pty:LINK or tcp:127.0.0.1:PORT` (repeatable)")
+	cmd.Flags().StringArrayVar(&uarts, "uart", nil, "attach the UART to `ENDPOINT`: pty:LINK or tcp:127.0.0.1:PORT (repeatable)")
 	cmd.Flags().IntVar(&baud, "baud", 0, "pace the UART at `N` bits per second (0: unpaced)")
 	cmd.Flags().BoolVar(&recovery, "recovery", false, "hold the recovery pin at the first boot")
-	cmd.Flags().StringVar(&firmware, "firmware", "sbm", "boot firmware: sbm, or placeholder (exercises the hardware only)")
+	cmd.Flags().StringVar(&firmware, "firmware", "sbm", "boot firmware `NAME`: sbm, or placeholder (exercises the hardware only)")
 	registerCompletion(cmd, "firmware", fixedValues("sbm\tthe Secure Boot Manager", "placeholder\texercises the hardware only"))
 	return cmd
 }

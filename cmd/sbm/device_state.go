@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 
+	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/sbm"
 	"github.com/sbm-project/sbm/sim"
 	"github.com/sbm-project/sbm/vmcu"
@@ -19,6 +21,11 @@ type deviceInfo struct {
 	Lifecycle string
 	// SBMMeasurement is SHA-256 of the whole SBM region, in hex.
 	SBMMeasurement string
+	// SBMVersion is the version of the SBM in the region when it is the
+	// one this tool installs, "" otherwise; SBMErased reports a region
+	// whose start is erased: no SBM is installed.
+	SBMVersion string
+	SBMErased  bool
 	// Certificate is the device certificate in PEM, once provisioned.
 	Certificate     string
 	Application     *appInfo
@@ -70,6 +77,16 @@ func readDeviceInfo(dir string) (*deviceInfo, error) {
 	}
 	if m, err := sbm.Measurement(f); err == nil {
 		out.SBMMeasurement = hex.EncodeToString(m[:])
+	}
+	if r, ok := f.Geometry().Region(hal.RegionSBM); ok {
+		want := sbm.Descriptor()
+		b := make([]byte, min(r.Size, 4096))
+		if len(b) >= len(want) && f.Read(r.Start, b) == nil {
+			if bytes.Equal(b[:len(want)], want) {
+				out.SBMVersion = sbm.Version
+			}
+			out.SBMErased = bytes.Count(b, []byte{f.Geometry().Erased}) == len(b)
+		}
 	}
 	st, err := sim.ReadState(dir)
 	if err != nil {

@@ -146,7 +146,7 @@ func deviceInfoJSON(in *deviceInfo) *jsonDeviceInfo {
 		Wear:       jsonWear{TotalErases: hw.Wear.TotalErases, MaxErases: hw.Wear.MaxErases, MaxSector: hw.Wear.MaxSector, WornOut: nonNil(hw.Wear.WornOut)},
 		BadSectors: nonNil(hw.BadSectors), Running: hw.Running,
 
-		Lifecycle: in.Lifecycle, SBM: jsonSBM{Measurement: strOrNil(in.SBMMeasurement)},
+		Lifecycle: in.Lifecycle, SBM: jsonSBM{Measurement: strOrNil(in.SBMMeasurement), Version: strOrNil(in.SBMVersion)},
 		Certificate: strOrNil(in.Certificate), SecurityCounter: in.SecurityCounter,
 		InstallPending: in.InstallPending, UpdateRequested: in.UpdateRequested,
 		LastUpdate: outcomeJSON(in.LastUpdate), LastError: outcomeJSON(in.LastError),
@@ -232,6 +232,9 @@ type jsonPackageApp struct {
 	Measurement     string  `json:"measurement"`
 	Format          *string `json:"format"`
 	LoadAddress     *uint32 `json:"load_address"`
+	// Signer is the key ID of the image-signing key of the manifest.
+	Signer         string `json:"signer"`
+	ManifestDigest string `json:"manifest_digest"`
 }
 
 // jsonEncryption is how a package's payload is encrypted.
@@ -257,18 +260,16 @@ type jsonUPK struct {
 
 // jsonPackage is `sbm image inspect --json` of a package.
 type jsonPackage struct {
-	Kind           string         `json:"kind"`
-	VendorID       string         `json:"vendor_id"`
-	ClassID        string         `json:"class_id"`
-	Slot           string         `json:"slot"`
-	Created        time.Time      `json:"created"`
-	Application    jsonPackageApp `json:"application"`
-	Encryption     jsonEncryption `json:"encryption"`
-	Signer         string         `json:"signer"`
-	ManifestDigest string         `json:"manifest_digest"`
-	ManifestSize   int            `json:"manifest_size"`
-	PackageSize    int            `json:"package_size"`
-	UPKs           []jsonUPK      `json:"upks"`
+	Kind         string         `json:"kind"`
+	VendorID     string         `json:"vendor_id"`
+	ClassID      string         `json:"class_id"`
+	Slot         string         `json:"slot"`
+	Created      time.Time      `json:"created"`
+	Application  jsonPackageApp `json:"application"`
+	Encryption   jsonEncryption `json:"encryption"`
+	ManifestSize int            `json:"manifest_size"`
+	PackageSize  int            `json:"package_size"`
+	UPKs         []jsonUPK      `json:"upks"`
 }
 
 // jsonBareUPK is `sbm image inspect --json` of a UPK file.
@@ -282,9 +283,10 @@ func packageJSON(d *image.Description) *jsonPackage {
 	j := &jsonPackage{
 		Kind: "package", VendorID: d.VendorID, ClassID: d.ClassID, Slot: d.Slot, Created: d.Created,
 		Application: jsonPackageApp{Version: d.Version, SecurityCounter: d.SecurityCounter, Size: d.PayloadSize,
-			Measurement: d.PayloadSHA256, Format: strOrNil(d.SourceFormat), LoadAddress: d.LoadAddress},
-		Encryption: jsonEncryption{Algorithm: d.Encryption, ChunkSize: d.ChunkSize, Chunks: d.Chunks},
-		Signer:     d.Signer, ManifestDigest: d.ManifestDigest, ManifestSize: d.ManifestSize, PackageSize: d.PackageSize,
+			Measurement: d.PayloadSHA256, Format: strOrNil(d.SourceFormat), LoadAddress: d.LoadAddress,
+			Signer: d.Signer, ManifestDigest: d.ManifestDigest},
+		Encryption:   jsonEncryption{Algorithm: d.Encryption, ChunkSize: d.ChunkSize, Chunks: d.Chunks},
+		ManifestSize: d.ManifestSize, PackageSize: d.PackageSize,
 		UPKs: []jsonUPK{},
 	}
 	for _, u := range d.UPKs {
@@ -387,7 +389,7 @@ type jsonTortureScen struct {
 type jsonTortureFailure struct {
 	At       int     `json:"at"`
 	Torn     bool    `json:"torn"`
-	Seed     *uint64 `json:"seed"`
+	TornSeed *uint64 `json:"torn_seed"`
 	Reason   string  `json:"reason"`
 	Rerun    string  `json:"rerun"`
 	Scenario string  `json:"scenario"`
@@ -408,7 +410,7 @@ func tortureJSON(rep *sim.TortureReport) *jsonTorture {
 			jf := jsonTortureFailure{Scenario: f.Scenario, At: f.At, Torn: f.Torn, Reason: f.Reason, Rerun: tortureRerun(rep, f)}
 			if f.Torn {
 				seed := f.TornSeed
-				jf.Seed = &seed
+				jf.TornSeed = &seed
 			}
 			js.Failures = append(js.Failures, jf)
 		}

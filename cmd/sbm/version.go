@@ -15,10 +15,16 @@ import (
 // install in a VCS checkout, the revision, its time and whether the tree
 // had local modifications.
 func buildVersion() *jsonVersion {
+	bi, _ := debug.ReadBuildInfo()
+	return versionFrom(bi)
+}
+
+// versionFrom returns the version information of build info bi (nil if
+// the binary has none).
+func versionFrom(bi *debug.BuildInfo) *jsonVersion {
 	v := &jsonVersion{Module: "github.com/sbm-project/sbm", ModuleVersion: "(devel)", GoVersion: runtime.Version()}
 	v.SBM.Version = sbm.Version
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
+	if bi == nil {
 		return v
 	}
 	if bi.Main.Path != "" {
@@ -53,14 +59,14 @@ func newVersionCmd(cio *cliIO) *cobra.Command {
 from (with "modified" if the working tree had local changes), the Go version,
 and the version of the SBM it installs at provisioning. The revision is
 known only for a binary built with go build or go install inside a git
-checkout (go run does not record it).`,
+checkout, without -buildvcs=false (go run does not record it).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v := buildVersion()
 			if asJSON {
 				return printJSON(cio.stdout, v)
 			}
-			rev := "unknown (not built by go build or go install in a git checkout)"
+			rev := "unknown (no VCS stamp: built by go run, with -buildvcs=false, or outside a git checkout)"
 			if v.VCSRevision != nil {
 				rev = *v.VCSRevision
 				if v.VCSTime != nil {
