@@ -5,7 +5,6 @@
 package image
 
 import (
-	"bufio"
 	"bytes"
 	"crypto"
 	"crypto/aes"
@@ -178,12 +177,8 @@ func CreateTo(c *trust.Context, src *Source, out io.WriterAt, opts *CreateOption
 		return nil, err
 	}
 	hdrLen := int64(len(containerHeader(hdr.Package.Manifest, hdr.Package.UPKs, b.encryptedSize())))
-	w := bufio.NewWriterSize(io.NewOffsetWriter(out, hdrLen), 256<<10)
-	digest, err := b.seal(src.R, w)
+	digest, err := b.seal(src.R, io.NewOffsetWriter(out, hdrLen))
 	if err != nil {
-		return nil, err
-	}
-	if err := w.Flush(); err != nil {
 		return nil, err
 	}
 	res, err := b.finish(digest, nil)
@@ -279,8 +274,9 @@ func (b *builder) encryptedSize() int64 {
 }
 
 // seal reads the payload from r, chunk by chunk, and writes the chunk
-// stream of spec §6 to w; it returns SHA-256 of the plaintext. Its memory
-// is two chunk buffers whatever the payload size.
+// stream of spec §6 to w, in writes of about 256 KiB; it returns SHA-256
+// of the plaintext. Its memory is a chunk and a write buffer whatever the
+// payload size.
 func (b *builder) seal(r io.Reader, w io.Writer) ([32]byte, error) {
 	var digest [32]byte
 	block, err := aes.NewCipher(b.cek[:])
@@ -295,7 +291,9 @@ func (b *builder) seal(r io.Reader, w io.Writer) ([32]byte, error) {
 	size, chunk := b.src.Size, int64(b.chunk)
 	n := (size + chunk - 1) / chunk
 	plain := make([]byte, chunk)
-	sealed := make([]byte, 0, chunk+16)
+	// Sealed chunks are gathered into out and written ~256 KiB at a time.
+	perWrite := max(1, (256<<10)/(chunk+16))
+	out := make([]byte, 0, perWrite*(chunk+16))
 	nonce := make([]byte, 12)
 	copy(nonce, b.prefix)
 	for i := range n {
@@ -313,9 +311,12 @@ func (b *builder) seal(r io.Reader, w io.Writer) ([32]byte, error) {
 			return digest, err
 		}
 		h.Write(pt)
-		sealed = gcm.Seal(sealed[:0], nonce, pt, nil)
-		if _, err := w.Write(sealed); err != nil {
-			return digest, err
+		out = gcm.Seal(out, nonce, pt, nil)
+		if len(out) == cap(out) || i == n-1 {
+			if _, err := w.Write(out); err != nil {
+				return digest, err
+			}
+			out = out[:0]
 		}
 	}
 	h.Sum(digest[:0])
