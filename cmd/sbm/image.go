@@ -45,7 +45,12 @@ by content (--format forces one). The payload is encrypted with a fresh
 content-encryption key in 4 KiB authenticated chunks; the manifest is signed
 with the context's image-signing key. An escrow record is saved in the
 context so UPKs can be issued for the package later; --class-upk also puts a
-UPK for the whole device class into the package.`,
+UPK for the whole device class into the package.
+
+The input is streamed: a raw binary or WebAssembly module of any size up to
+the 64 MiB payload limit costs the memory of a small one (ELF and Intel HEX
+files, read whole and flattened, are limited to 256 MiB of file). Every
+command refuses a payload over the limit with the same message.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "context", "version", "out"); err != nil {
