@@ -33,7 +33,7 @@ func newImageCreateCmd(cio *cliIO) *cobra.Command {
 		ctxDir, version, slot, out, format, passFile, notAfter string
 		counter                                                counterValue
 		chunk, maxSize                                         int
-		classUPK                                               bool
+		classUPK, asJSON                                       bool
 	)
 	var boardName string // --board: warn if the board cannot run the input
 	cmd := &cobra.Command{
@@ -82,6 +82,9 @@ command refuses a payload over the limit with the same message.`,
 				return err
 			}
 			warnBoardRuns(cio, board, string(in.Format))
+			if asJSON {
+				return printJSON(cio.stdout, createdJSON(out, opts, res, in))
+			}
 			fmt.Fprintf(cio.stdout, "wrote %s: version %s, %s payload of %d bytes in %d chunk(s), %d bytes\n",
 				out, version, in.Format, in.Size, (int(in.Size)+opts.ChunkSizeOrDefault()-1)/opts.ChunkSizeOrDefault(), res.Size)
 			fmt.Fprintf(cio.stdout, "manifest digest %x\n", res.ManifestDigest)
@@ -101,6 +104,7 @@ command refuses a payload over the limit with the same message.`,
 	fl.StringVar(&notAfter, "not-after", "", "end of the class UPK's validity (RFC 3339; default one year)")
 	fl.StringVar(&boardName, "board", "", "the target board (`NAME` or board file): warn if it cannot run the input's format")
 	fl.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
+	fl.BoolVar(&asJSON, "json", false, "print the package written as JSON")
 	registerCompletion(cmd, "format", fixedValues("auto", "bin", "wasm", "elf", "ihex"))
 	registerCompletion(cmd, "board", completeBoard)
 	return cmd

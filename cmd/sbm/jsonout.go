@@ -16,6 +16,7 @@ import (
 
 	"github.com/sbm-project/sbm/attest/verifier"
 	"github.com/sbm-project/sbm/image"
+	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/sim"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/vmcu"
@@ -473,4 +474,61 @@ func contextJSON(in *trust.Info) *jsonContext {
 		ClassKeyID: in.ClassKeyID, EscrowKeyID: in.EscrowKeyID,
 		RootCertificate: in.RootCertificate, DeviceCACertificate: in.DeviceCACertificate, CAChain: in.CAChain,
 	}
+}
+
+// jsonCreated is `sbm image create --json`.
+type jsonCreated struct {
+	Out         string         `json:"out"`
+	Application jsonCreatedApp `json:"application"`
+	PackageSize int64          `json:"package_size"`
+}
+
+// jsonCreatedApp is the application a new package carries.
+type jsonCreatedApp struct {
+	Version         string  `json:"version"`
+	SecurityCounter uint32  `json:"security_counter"`
+	Size            int64   `json:"size"`
+	Measurement     string  `json:"measurement"`
+	Format          string  `json:"format"`
+	LoadAddress     *uint32 `json:"load_address"`
+	ManifestDigest  string  `json:"manifest_digest"`
+}
+
+// createdJSON describes the package image create wrote to out.
+func createdJSON(out string, opts *image.CreateOptions, res *image.Created, in *firmware.File) *jsonCreated {
+	j := &jsonCreated{Out: out, PackageSize: res.Size, Application: jsonCreatedApp{
+		Version: opts.Version, SecurityCounter: opts.SecurityCounter, Size: in.Size,
+		Measurement: hex.EncodeToString(res.PayloadDigest[:]), Format: string(in.Format),
+		ManifestDigest: hex.EncodeToString(res.ManifestDigest[:]),
+	}}
+	if in.HasLoadAddress {
+		la := in.LoadAddress
+		j.Application.LoadAddress = &la
+	}
+	return j
+}
+
+// jsonProvisioned is `sbm provision --json`: the device's production
+// record.
+type jsonProvisioned struct {
+	DeviceID    string           `json:"device_id"`
+	Board       *string          `json:"board"`
+	Lifecycle   string           `json:"lifecycle"`
+	SBM         jsonProvisionSBM `json:"sbm"`
+	Certificate string           `json:"certificate"`
+}
+
+// jsonProvisionSBM is the SBM provisioning installed.
+type jsonProvisionSBM struct {
+	Measurement *string `json:"measurement"`
+}
+
+// provisionedJSON converts a production record.
+func provisionedJSON(r *trust.DeviceRecord) *jsonProvisioned {
+	j := &jsonProvisioned{DeviceID: r.ID, Board: strOrNil(r.Board), Lifecycle: "provisioned",
+		SBM: jsonProvisionSBM{Measurement: strOrNil(r.SBMMeasurement)}, Certificate: r.Certificate}
+	if r.Locked {
+		j.Lifecycle = "locked"
+	}
+	return j
 }

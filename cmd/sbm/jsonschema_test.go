@@ -51,8 +51,8 @@ func cmds(s string) []string { return strings.Split(s, ", ") }
 // of "upks[]" (image inspect) as "upk" objects.
 var jsonSchema = []schemaField{
 	// Devices and boards.
-	{"device_id", "string", cmds("device info, attest verify, attest request, program"), false},
-	{"board", "string|null", cmds("device info, device boards, device torture, attest verify"), false},
+	{"device_id", "string", cmds("device info, attest verify, attest request, program, provision"), false},
+	{"board", "string|null", cmds("device info, device boards, device torture, attest verify, provision"), false},
 	{"board_description", "string", cmds(cAllBoard), false},
 	{"flash", "object", cmds(cAllBoard), false},
 	{"flash.size", "integer", cmds(cAllBoard), false},
@@ -96,11 +96,11 @@ var jsonSchema = []schemaField{
 	{"running", "boolean", cmds(cInfo), false},
 
 	// The SBM's state, and the SBM itself.
-	{"lifecycle", "string", cmds("device info, attest verify"), false},
-	{"sbm", "object", cmds("device info, attest verify, version"), false},
-	{"sbm.measurement", "string|null", cmds("device info, attest verify"), false},
+	{"lifecycle", "string", cmds("device info, attest verify, provision"), false},
+	{"sbm", "object", cmds("device info, attest verify, version, provision"), false},
+	{"sbm.measurement", "string|null", cmds("device info, attest verify, provision"), false},
 	{"sbm.version", "string|null", cmds("device info, attest verify, version"), false},
-	{"certificate", "string|null", cmds(cInfo), false},
+	{"certificate", "string|null", cmds("device info, provision"), false},
 	{"security_counter", "integer", cmds(cInfo), false},
 	{"install_pending", "boolean", cmds(cInfo), false},
 	{"update_requested", "boolean", cmds(cInfo), false},
@@ -114,15 +114,15 @@ var jsonSchema = []schemaField{
 	{"last_error.detail", "string|null", cmds(cInfo), false},
 
 	// The application: installed, in a package, attested, or swept.
-	{"application", "object|null", cmds("device info, image inspect, attest verify, device torture"), false},
-	{"application.version", "string", cmds("device info, image inspect, attest verify"), false},
-	{"application.security_counter", "integer|null", cmds("device info, image inspect, attest verify"), false},
-	{"application.size", "integer", cmds("device info, image inspect, device torture"), false},
-	{"application.measurement", "string", cmds("device info, image inspect, attest verify"), false},
-	{"application.manifest_digest", "string", cmds("device info, image inspect"), false},
+	{"application", "object|null", cmds("device info, image inspect, attest verify, device torture, image create"), false},
+	{"application.version", "string", cmds("device info, image inspect, attest verify, image create"), false},
+	{"application.security_counter", "integer|null", cmds("device info, image inspect, attest verify, image create"), false},
+	{"application.size", "integer", cmds("device info, image inspect, device torture, image create"), false},
+	{"application.measurement", "string", cmds("device info, image inspect, attest verify, image create"), false},
+	{"application.manifest_digest", "string", cmds("device info, image inspect, image create"), false},
 	{"application.signer", "string|null", cmds("device info, image inspect, attest verify"), false},
-	{"application.format", "string|null", cmds(cInspect), false},
-	{"application.load_address", "integer|null", cmds(cInspect), false},
+	{"application.format", "string|null", cmds("image inspect, image create"), false},
+	{"application.load_address", "integer|null", cmds("image inspect, image create"), false},
 	{"application.release", "object|null", cmds(cVerify), false},
 	{"application.release.version", "string", cmds(cVerify), false},
 	{"application.release.manifest_digest", "string", cmds(cVerify), false},
@@ -138,7 +138,7 @@ var jsonSchema = []schemaField{
 	{"encryption.chunk_size", "integer", cmds(cInspect), false},
 	{"encryption.chunks", "integer", cmds(cInspect), false},
 	{"manifest_size", "integer", cmds(cInspect), false},
-	{"package_size", "integer", cmds(cInspect), false},
+	{"package_size", "integer", cmds("image inspect, image create"), false},
 	{"upks", "array", cmds(cInspect), false},
 	{"upks[]", "object", cmds(cInspect), false},
 	{"upk", "object", cmds(cInspect), false},
@@ -170,7 +170,7 @@ var jsonSchema = []schemaField{
 	// Attestation.
 	{"nonce", "string", cmds("attest verify, attest request"), false},
 	{"boot_seed", "string|null", cmds(cVerify), false},
-	{"out", "string", cmds(cRequest), false},
+	{"out", "string", cmds("attest request, image create"), false},
 	{"bytes", "integer", cmds("attest request, program"), false},
 
 	// Programming.

@@ -21,7 +21,7 @@ func init() { commandGroups = append(commandGroups, newProvisionCmd) }
 
 func newProvisionCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, devDir, passFile, certOut string
-	var noLock, classKey, devLog bool
+	var noLock, classKey, devLog, asJSON bool
 	var counter counterValue
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -63,9 +63,13 @@ otherwise the device is powered on in-process for the duration.`,
 				return err
 			}
 			defer stop()
+			progress := cio.stdout
+			if asJSON {
+				progress = cio.stderr
+			}
 			res, err := programmer.Provision(ctx, c, dp, &programmer.ProvisionOptions{
 				SBMImage: sbm.Descriptor(), NoLock: noLock, ClassKey: classKey,
-				SecurityCounter: uint32(counter), Timeout: timeout, Log: cio.stdout,
+				SecurityCounter: uint32(counter), Timeout: timeout, Log: progress,
 			})
 			if errors.Is(err, vmcu.ErrDebugLocked) {
 				return fmt.Errorf("provisioning %s: the device is already provisioned and locked: its debug port is closed for good (sbm device info %s shows its state)", devDir, devDir)
@@ -77,6 +81,9 @@ otherwise the device is powered on in-process for the duration.`,
 				if err := atomicfile.WriteFile(certOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Certificate.Raw}), 0o644); err != nil {
 					return err
 				}
+			}
+			if asJSON {
+				return printJSON(cio.stdout, provisionedJSON(res.Record))
 			}
 			state := "locked"
 			if !res.Locked {
@@ -96,6 +103,7 @@ otherwise the device is powered on in-process for the duration.`,
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for each answer of the SBM")
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
 	f.BoolVar(&devLog, "device-log", false, "print the device's boot log on stderr (when it is powered on in-process)")
+	f.BoolVar(&asJSON, "json", false, "print the production record's facts as JSON (progress goes to stderr)")
 	return cmd
 }
 
