@@ -316,7 +316,7 @@ func warnBoardRuns(cio *cliIO, b *vmcu.Board, format string) {
 
 // recoveryProbe is how long --reset-to-recovery waits for a HELLO answer
 // before it resets the device (three attempts).
-const recoveryProbe = 500 * time.Millisecond
+const recoveryProbe = time.Second
 
 // resetToRecovery checks that an SBM answers on cl and, if nothing does,
 // resets the virtual device in dir with the recovery pin held. It reports

@@ -184,7 +184,9 @@ func (s *sender) begin() error {
 		return err
 	}
 	if s.opts.Resume {
-		st, err := s.status()
+		// Three attempts, as for any idempotent request: right after a
+		// reconnection the line may still carry an earlier host's bytes.
+		st, err := s.statusAttempts(3)
 		if err != nil {
 			return err
 		}
@@ -377,8 +379,11 @@ func (s *sender) pause() {
 }
 
 // status asks STATUS once, allowing the window time to drain ahead of it.
-func (s *sender) status() (*wire.StatusReply, error) {
-	f, err := s.c.exchange(s.ctx, wire.TypeStatus, wire.AppendEmpty(nil), wire.TypeStatusReply, s.progressTimeout(), 1)
+func (s *sender) status() (*wire.StatusReply, error) { return s.statusAttempts(1) }
+
+// statusAttempts asks STATUS up to attempts times.
+func (s *sender) statusAttempts(attempts int) (*wire.StatusReply, error) {
+	f, err := s.c.exchange(s.ctx, wire.TypeStatus, wire.AppendEmpty(nil), wire.TypeStatusReply, s.progressTimeout(), attempts)
 	if err != nil {
 		return nil, err
 	}
