@@ -40,6 +40,14 @@ type deviceInfo struct {
 	InstallPending  bool
 }
 
+// outcome is a result code with its reason, for the text and JSON output
+// of device info.
+type outcome struct {
+	Code   uint8
+	Result string
+	Detail string
+}
+
 // appInfo is the installed application of the signature table.
 type appInfo struct {
 	Version string

@@ -63,18 +63,18 @@ func flagError(_ *cobra.Command, err error) error {
 	var ive *pflag.InvalidValueError
 	if errors.As(err, &ive) {
 		f := ive.GetFlag()
-		reason := ive.Unwrap()
-		var ne *strconv.NumError
-		if errors.As(reason, &ne) {
-			reason = numberReason(f.Value.Type())
+		reason := valueReason(f.Value.Type())
+		if reason == nil {
+			reason = ive.Unwrap()
 		}
 		return usagef("--%s %s: %v", f.Name, strconv.Quote(ive.GetValue()), reason)
 	}
 	return &usageError{err}
 }
 
-// numberReason says what a numeric flag of pflag type typ accepts.
-func numberReason(typ string) error {
+// valueReason says what a flag of pflag type typ accepts, or returns nil
+// for a type whose own error says it.
+func valueReason(typ string) error {
 	switch typ {
 	case "uint", "uint64":
 		return errors.New("must be a whole number of 0 or more")
@@ -83,10 +83,14 @@ func numberReason(typ string) error {
 		return fmt.Errorf("must be a whole number from 0 to %d", uint64(1)<<bits-1)
 	case "int", "int8", "int16", "int32", "int64":
 		return errors.New("must be a whole number")
+	case "float32", "float64":
+		return errors.New("must be a number")
+	case "bool":
+		return errors.New("must be true or false")
 	case "duration":
 		return errors.New("must be a duration such as 500ms, 10s or 2m")
 	}
-	return errors.New("must be a number")
+	return nil
 }
 
 // semverRE is the regular expression of semantic versioning 2.0.0

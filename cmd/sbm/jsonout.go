@@ -30,16 +30,6 @@ func strOrNil(s string) *string {
 	return &s
 }
 
-// hexOrNil returns the hex of b, or nil if b is all zero.
-func hexOrNil(b []byte) *string {
-	for _, c := range b {
-		if c != 0 {
-			return strOrNil(hex.EncodeToString(b))
-		}
-	}
-	return nil
-}
-
 // jsonSBM is the Secure Boot Manager as a device (or the tool) reports it.
 type jsonSBM struct {
 	// Measurement is SHA-256 of the whole SBM region (sbm.Measurement).
@@ -132,6 +122,7 @@ type jsonDeviceInfo struct {
 	LastError       *jsonOutcome      `json:"last_error"`
 }
 
+// flashJSON converts a device's flash geometry.
 func flashJSON(g vmcu.FlashInfo) jsonFlash {
 	return jsonFlash{Size: g.Size, Sectors: g.Sectors, WriteSize: g.WriteSize, Erased: g.Erased, Location: g.Location, Endurance: g.Endurance}
 }
@@ -432,14 +423,6 @@ type jsonVersion struct {
 	SBM struct {
 		Version string `json:"version"`
 	} `json:"sbm"`
-}
-
-// outcome is a result code with its reason, for the text and JSON output
-// of device info.
-type outcome struct {
-	Code   uint8
-	Result string
-	Detail string
 }
 
 // jsonContext is `sbm context show --json`. It holds no secrets.
