@@ -50,6 +50,7 @@ injection).`,
 
 func newDeviceNewCmd(cio *cliIO) *cobra.Command {
 	var board string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "new DIR",
 		Short: "Create a blank device: erased flash, unblown fuses, fresh ID and PUF",
@@ -71,11 +72,15 @@ boards') or a board file (a path containing a slash or ending in .toml).`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cio.stdout, jsonNewDevice{DeviceID: in.ID, Board: b.Name, Dir: args[0]})
+			}
 			fmt.Fprintf(cio.stdout, "created device %s (board %s) in %s\n", in.ID, b.Name, args[0])
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&board, "board", "default", "built-in board `NAME` or board FILE")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the new device's ID, board and directory as JSON")
 	registerCompletion(cmd, "board", completeBoard)
 	return cmd
 }

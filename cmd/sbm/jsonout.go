@@ -515,3 +515,10 @@ func provisionedJSON(r *trust.DeviceRecord) *jsonProvisioned {
 	}
 	return j
 }
+
+// jsonNewDevice is `sbm device new --json`.
+type jsonNewDevice struct {
+	DeviceID string `json:"device_id"`
+	Board    string `json:"board"`
+	Dir      string `json:"dir"`
+}

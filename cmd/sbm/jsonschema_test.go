@@ -51,8 +51,8 @@ func cmds(s string) []string { return strings.Split(s, ", ") }
 // of "upks[]" (image inspect) as "upk" objects.
 var jsonSchema = []schemaField{
 	// Devices and boards.
-	{"device_id", "string", cmds("device info, attest verify, attest request, program, provision"), false},
-	{"board", "string|null", cmds("device info, device boards, device torture, attest verify, provision"), false},
+	{"device_id", "string", cmds("device info, attest verify, attest request, program, provision, device new"), false},
+	{"board", "string|null", cmds("device info, device boards, device torture, attest verify, provision, device new"), false},
 	{"board_description", "string", cmds(cAllBoard), false},
 	{"flash", "object", cmds(cAllBoard), false},
 	{"flash.size", "integer", cmds(cAllBoard), false},
@@ -152,7 +152,7 @@ var jsonSchema = []schemaField{
 	{"upk.bound_to_manifest", "boolean|null", cmds(cInspect), false},
 
 	// The security context.
-	{"dir", "string", cmds(cContext), false},
+	{"dir", "string", cmds("context show, device new"), false},
 	{"suite", "string", cmds(cContext), false},
 	{"organization", "string", cmds(cContext), false},
 	{"encrypted", "boolean", cmds(cContext), false},
