@@ -522,3 +522,9 @@ type jsonNewDevice struct {
 	Board    string `json:"board"`
 	Dir      string `json:"dir"`
 }
+
+// jsonIssuedUPK is `sbm upk issue --json`.
+type jsonIssuedUPK struct {
+	Out string  `json:"out"`
+	UPK jsonUPK `json:"upk"`
+}

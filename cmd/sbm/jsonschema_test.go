@@ -141,15 +141,15 @@ var jsonSchema = []schemaField{
 	{"package_size", "integer", cmds("image inspect, image create"), false},
 	{"upks", "array", cmds(cInspect), false},
 	{"upks[]", "object", cmds(cInspect), false},
-	{"upk", "object", cmds(cInspect), false},
-	{"upk.upk_id", "string", cmds(cInspect), false},
-	{"upk.recipient", "string", cmds(cInspect), false},
-	{"upk.device_id", "string|null", cmds(cInspect), false},
-	{"upk.recipient_key_id", "string", cmds(cInspect), false},
-	{"upk.not_before", "string", cmds(cInspect), false},
-	{"upk.not_after", "string", cmds(cInspect), false},
-	{"upk.signer", "string", cmds(cInspect), false},
-	{"upk.bound_to_manifest", "boolean|null", cmds(cInspect), false},
+	{"upk", "object", cmds("image inspect, upk issue"), false},
+	{"upk.upk_id", "string", cmds("image inspect, upk issue"), false},
+	{"upk.recipient", "string", cmds("image inspect, upk issue"), false},
+	{"upk.device_id", "string|null", cmds("image inspect, upk issue"), false},
+	{"upk.recipient_key_id", "string", cmds("image inspect, upk issue"), false},
+	{"upk.not_before", "string", cmds("image inspect, upk issue"), false},
+	{"upk.not_after", "string", cmds("image inspect, upk issue"), false},
+	{"upk.signer", "string", cmds("image inspect, upk issue"), false},
+	{"upk.bound_to_manifest", "boolean|null", cmds("image inspect, upk issue"), false},
 
 	// The security context.
 	{"dir", "string", cmds("context show, device new"), false},
@@ -170,7 +170,7 @@ var jsonSchema = []schemaField{
 	// Attestation.
 	{"nonce", "string", cmds("attest verify, attest request"), false},
 	{"boot_seed", "string|null", cmds(cVerify), false},
-	{"out", "string", cmds("attest request, image create"), false},
+	{"out", "string", cmds("attest request, image create, upk issue"), false},
 	{"bytes", "integer", cmds("attest request, program"), false},
 
 	// Programming.

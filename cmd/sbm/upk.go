@@ -27,7 +27,7 @@ func newUPKCmd(cio *cliIO) *cobra.Command {
 
 func newUPKIssueCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, pkgFile, recipient, deviceID, notBefore, notAfter, out, passFile string
-	var class bool
+	var class, asJSON bool
 	var recipients, outDir string
 	var jobs int
 	cmd := &cobra.Command{
@@ -46,6 +46,9 @@ of the class. The package's content key is recovered from the context's
 escrow record (or from a class UPK inside the package).` + batchHelp,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON && (recipients != "" || outDir != "") {
+				return usagef("--json goes with one --recipient or --class, not with --recipients/--out-dir")
+			}
 			if recipients != "" || outDir != "" {
 				return runUPKBatch(cmd, cio, batchFlags{ctxDir, pkgFile, recipients, outDir, passFile, notBefore, notAfter, jobs})
 			}
@@ -96,6 +99,16 @@ escrow record (or from a class UPK inside the package).` + batchHelp,
 			if err := atomicfile.WriteFile(out, u, 0o644); err != nil {
 				return err
 			}
+			if asJSON {
+				info, err := image.InspectUPK(u)
+				if err != nil {
+					return err
+				}
+				j := jsonIssuedUPK{Out: out, UPK: upkJSON(info)}
+				bound := true // issued for this package's manifest
+				j.UPK.BoundToManifest = &bound
+				return printJSON(cio.stdout, j)
+			}
 			who := "device class " + c.ClassID().String()
 			if r.Kind == upk.Device {
 				who = "device " + hex.EncodeToString(r.DeviceID)
@@ -117,6 +130,7 @@ escrow record (or from a class UPK inside the package).` + batchHelp,
 	f.IntVar(&jobs, "jobs", 0, "batch: parallel workers (default: one per CPU)")
 	f.StringVar(&out, "out", "", "output UPK file (required)")
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
+	f.BoolVar(&asJSON, "json", false, "print the UPK written as JSON")
 	return cmd
 }
 
