@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -71,6 +73,10 @@ func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs
 	if err != nil {
 		return err
 	}
+	dv, err := c.NewDeviceVerifier()
+	if err != nil {
+		return err
+	}
 	if spec != "-" {
 		if _, err := os.Stat(spec); err != nil {
 			return err
@@ -117,7 +123,7 @@ func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs
 		go func() {
 			defer workers.Done()
 			for br := range list {
-				path, u, err := issueOne(c, is, br, outDir, opts)
+				path, u, err := issueOne(c, dv, is, br, outDir, opts)
 				if err != nil {
 					fail(br, err)
 					continue
@@ -168,14 +174,8 @@ const batchWriters = 32
 
 // issueOne resolves one recipient and issues its UPK; it returns the UPK
 // and the path to write it to.
-func issueOne(c *trust.Context, is *upk.Issuer, br batchRecipient, outDir string, opts *upk.Options) (string, []byte, error) {
-	var r upk.Recipient
-	var err error
-	if br.record {
-		r, err = recipientFromRecord(c, br.name)
-	} else {
-		r, err = recipientFromFile(c, br.name, "")
-	}
+func issueOne(c *trust.Context, dv *trust.DeviceVerifier, is *upk.Issuer, br batchRecipient, outDir string, opts *upk.Options) (string, []byte, error) {
+	r, err := batchRecipientKey(c, dv, br)
 	if err != nil {
 		return "", nil, err
 	}
@@ -190,9 +190,44 @@ func issueOne(c *trust.Context, is *upk.Issuer, br batchRecipient, outDir string
 	return path, u, nil
 }
 
+// batchRecipientKey resolves a recipient of a batch: a production record
+// file, a device certificate file, or a device ID (hex) in the context's
+// production records. Certificates are checked with dv (as "upk issue
+// --recipient" checks them, the device CA's chain verified once).
+func batchRecipientKey(c *trust.Context, dv *trust.DeviceVerifier, br batchRecipient) (upk.Recipient, error) {
+	if br.record {
+		return recipientFromRecord(dv, br.name, "")
+	}
+	data, err := os.ReadFile(br.name)
+	if errors.Is(err, fs.ErrNotExist) && isHex(br.name) {
+		id := strings.ToLower(br.name)
+		r, err := recipientFromRecord(dv, c.Path(filepath.Join("devices", id+".json")), id)
+		if errors.Is(err, fs.ErrNotExist) {
+			return upk.Recipient{}, fmt.Errorf("%w: %s", trust.ErrUnknownDevice, id)
+		}
+		return r, err
+	}
+	if err != nil {
+		return upk.Recipient{}, err
+	}
+	if !bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
+		return upk.Recipient{}, errors.New("not a device certificate (PEM), a production record (.json) or a device ID")
+	}
+	certs, err := trust.ParseCertificatesPEM(data)
+	if err != nil {
+		return upk.Recipient{}, err
+	}
+	id, err := dv.Verify(certs[0])
+	if err != nil {
+		return upk.Recipient{}, err
+	}
+	return upk.Recipient{Kind: upk.Device, Key: id.KeyAgreement, DeviceID: id.ID}, nil
+}
+
 // recipientFromRecord reads a production record file (trust.DeviceRecord)
-// and verifies its certificate against the context.
-func recipientFromRecord(c *trust.Context, path string) (upk.Recipient, error) {
+// and verifies its certificate; wantID, if not empty, is the device ID the
+// record must be for.
+func recipientFromRecord(dv *trust.DeviceVerifier, path, wantID string) (upk.Recipient, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return upk.Recipient{}, err
@@ -205,12 +240,13 @@ func recipientFromRecord(c *trust.Context, path string) (upk.Recipient, error) {
 	if err != nil {
 		return upk.Recipient{}, fmt.Errorf("production record: %w", err)
 	}
-	id, err := c.VerifyDeviceCertificate(certs[0])
+	id, err := dv.Verify(certs[0])
 	if err != nil {
 		return upk.Recipient{}, fmt.Errorf("production record: %w", err)
 	}
-	if got := hex.EncodeToString(id.ID); got != strings.ToLower(rec.ID) {
-		return upk.Recipient{}, fmt.Errorf("production record of device %s holds the certificate of device %s", rec.ID, got)
+	got := hex.EncodeToString(id.ID)
+	if got != strings.ToLower(rec.ID) || wantID != "" && got != wantID {
+		return upk.Recipient{}, fmt.Errorf("production record of device %s holds the certificate of device %s", cmp.Or(wantID, rec.ID), got)
 	}
 	return upk.Recipient{Kind: upk.Device, Key: id.KeyAgreement, DeviceID: id.ID}, nil
 }
