@@ -19,6 +19,7 @@ import (
 
 	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/internal/hostcose"
+	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/upk"
 )
@@ -47,6 +48,11 @@ type CreateOptions struct {
 	ClassUPK bool
 	// UPKOptions sets the validity of the class UPK.
 	UPKOptions upk.Options
+	// Revocation is a root-signed revocation statement (trust.Context.Revoke,
+	// spec §4.1) for the manifest to carry: devices that install the
+	// package stop accepting the keys it revokes. It must not revoke the
+	// keys signing this package.
+	Revocation []byte
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// Rand supplies the CEK, nonce prefix and UPK randomness; default
@@ -226,6 +232,11 @@ func newBuilder(c *trust.Context, src *Source, opts *CreateOptions) (*builder, e
 	if len(slot) > 16 {
 		return nil, fmt.Errorf("slot name %q longer than 16 bytes", slot)
 	}
+	if opts.Revocation != nil {
+		if err := checkRevocation(c, opts.Revocation); err != nil {
+			return nil, err
+		}
+	}
 	chunk := opts.ChunkSizeOrDefault()
 	if chunk < 256 || chunk > 65536 || chunk&(chunk-1) != 0 {
 		return nil, fmt.Errorf("chunk size %d: want a power of two from 256 to 65536", chunk)
@@ -350,7 +361,11 @@ func (b *builder) finish(digest [32]byte, placeholder io.Reader) (*Created, erro
 	if err != nil {
 		return nil, err
 	}
-	manifest, err := hostcose.Sign1(b.signer, hostcose.ContentTypeManifest, enc, b.c.ImageSigningKeyCert())
+	var extra map[int64][]byte
+	if b.opts.Revocation != nil {
+		extra = map[int64][]byte{secpkg.LabelRevocation: b.opts.Revocation}
+	}
+	manifest, err := hostcose.Sign1With(b.signer, hostcose.ContentTypeManifest, enc, b.c.ImageSigningKeyCert(), extra)
 	if err != nil {
 		return nil, err
 	}
@@ -391,4 +406,26 @@ func (c constReader) Read(p []byte) (int, error) {
 		p[i] = byte(c)
 	}
 	return len(p), nil
+}
+
+// checkRevocation checks a revocation statement for a package of c: signed
+// by c's root for c's vendor, and not revoking the keys c signs with now
+// (a device would refuse the package).
+func checkRevocation(c *trust.Context, raw []byte) error {
+	a, err := Anchors(c)
+	if err != nil {
+		return err
+	}
+	r, err := secpkg.VerifyRevocation(a, raw)
+	if err != nil {
+		return fmt.Errorf("revocation statement: %w", err)
+	}
+	role := trust.ImageSigningKey
+	if r.Role == secpkg.RoleUpdateAuthority {
+		role = trust.UpdateAuthorityKey
+	}
+	if cur := c.Epoch(role); cur < r.MinEpoch {
+		return fmt.Errorf("revocation statement revokes the context's current %s key (epoch %d < %d): rotate it first", role, cur, r.MinEpoch)
+	}
+	return nil
 }

@@ -92,6 +92,14 @@ type config struct {
 		ClassKeyAgreement      string `toml:"class_key_agreement"`
 		Escrow                 string `toml:"escrow"`
 	} `toml:"public"`
+	// Epochs are the key epochs of the current image-signing and
+	// update-authority keys (their key certificates' key 6) and the
+	// number of device CA rotations (Rotate).
+	Epochs struct {
+		ImageSigning    uint8 `toml:"image_signing,omitempty"`
+		UpdateAuthority uint8 `toml:"update_authority,omitempty"`
+		DeviceCA        uint8 `toml:"device_ca,omitempty"`
+	} `toml:"epochs,omitempty"`
 }
 
 // Context is an opened security context. Public material is loaded by Open;
@@ -255,7 +263,7 @@ func (f *fileKeys) newKey(name string, sign bool) (string, any, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	loc := "keys/" + keyFileNames[name]
+	loc := "keys/" + keyFileName(name)
 	if err := writePrivateKey(filepath.Join(f.dir, loc), key, f.pass); err != nil {
 		return "", nil, err
 	}
@@ -295,11 +303,11 @@ func generate(dir string, cfg *config, keys keyMaker) error {
 	if err != nil {
 		return err
 	}
-	imageKC, err := createKeyCert(root, signers["image_signing"].Public(), keyCertRoleImageSigning, cfg.VendorID, cfg.Created)
+	imageKC, err := createKeyCert(root, signers["image_signing"].Public(), keyCertRoleImageSigning, cfg.VendorID, cfg.Created, 0)
 	if err != nil {
 		return err
 	}
-	updateKC, err := createKeyCert(root, signers["update_authority"].Public(), keyCertRoleUpdateAuthority, cfg.VendorID, cfg.Created)
+	updateKC, err := createKeyCert(root, signers["update_authority"].Public(), keyCertRoleUpdateAuthority, cfg.VendorID, cfg.Created, 0)
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,12 @@ type keyCertPayload struct {
 	Key      []byte `cbor:"3,keyasint"`
 	VendorID []byte `cbor:"4,keyasint"`
 	Issued   uint64 `cbor:"5,keyasint"`
+	Epoch    uint8  `cbor:"6,keyasint,omitempty"`
 }
 
 // createKeyCert returns a key certificate, signed by root, binding subject
-// to role for vendor.
-func createKeyCert(root crypto.Signer, subject crypto.PublicKey, role uint, vendor UUID, now time.Time) ([]byte, error) {
+// to role for vendor at a key epoch (spec §4; 0 is left out).
+func createKeyCert(root crypto.Signer, subject crypto.PublicKey, role uint, vendor UUID, now time.Time, epoch uint8) ([]byte, error) {
 	raw, err := hostcose.RawPublicKey(subject)
 	if err != nil {
 		return nil, err
@@ -35,7 +36,7 @@ func createKeyCert(root crypto.Signer, subject crypto.PublicKey, role uint, vend
 		return nil, err
 	}
 	payload, err := hostcose.Marshal(keyCertPayload{
-		Role: role, Alg: int64(alg), Key: raw, VendorID: vendor[:], Issued: uint64(now.Unix()),
+		Role: role, Alg: int64(alg), Key: raw, VendorID: vendor[:], Issued: uint64(now.Unix()), Epoch: epoch,
 	})
 	if err != nil {
 		return nil, err

@@ -194,7 +194,7 @@ func newTokenKeys(uri string, suite Suite, pin []byte) (*tokenKeys, error) {
 
 // label returns the token label of the key of role name.
 func (tk *tokenKeys) label(name string) string {
-	return tk.prefix + "-" + strings.TrimSuffix(keyFileNames[name], ".key")
+	return tk.prefix + "-" + strings.TrimSuffix(keyFileName(name), ".key")
 }
 
 // id returns a CKA_ID for the key of role name.

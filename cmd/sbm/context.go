@@ -19,7 +19,8 @@ func newContextCmd(cio *cliIO) *cobra.Command {
 		Use:   "context",
 		Short: "Create and show the OEM security context (keys, certificates, IDs)",
 	}
-	cmd.AddCommand(newContextInitCmd(cio), newContextShowCmd(cio), newContextImportKeysCmd(cio))
+	cmd.AddCommand(newContextInitCmd(cio), newContextShowCmd(cio), newContextImportKeysCmd(cio),
+		newContextRotateCmd(cio), newContextRevokeCmd(cio))
 	return cmd
 }
 

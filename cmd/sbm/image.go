@@ -36,6 +36,7 @@ func newImageCreateCmd(cio *cliIO) *cobra.Command {
 		classUPK, asJSON                                       bool
 	)
 	var boardName string // --board: warn if the board cannot run the input
+	var revocation string // --revocation: a statement for the manifest to carry
 	cmd := &cobra.Command{
 		Use:   "create --context DIR --version SEMVER --out FILE INPUT",
 		Short: "Build a signed and encrypted image package from an application",
@@ -64,6 +65,11 @@ command refuses a payload over the limit with the same message.`,
 				return usagef("--format: %v", err)
 			}
 			opts := &image.CreateOptions{Version: version, SecurityCounter: uint32(counter), Slot: slot, ChunkSize: chunk, MaxPackageSize: maxSize, ClassUPK: classUPK}
+			if revocation != "" {
+				if opts.Revocation, err = os.ReadFile(revocation); err != nil {
+					return fmt.Errorf("--revocation: %w", err)
+				}
+			}
 			if notAfter != "" {
 				if opts.UPKOptions.NotAfter, err = time.Parse(time.RFC3339, notAfter); err != nil {
 					return usagef("--not-after: want RFC 3339 time like 2027-01-02T15:04:05Z: %v", err)
@@ -102,6 +108,7 @@ command refuses a payload over the limit with the same message.`,
 	fl.IntVar(&maxSize, "max-size", 0, "refuse a package larger than this many bytes (the slot size; 0 = no limit)")
 	fl.BoolVar(&classUPK, "class-upk", false, "add a UPK for the whole device class")
 	fl.StringVar(&notAfter, "not-after", "", "end of the class UPK's validity (RFC 3339; default one year)")
+	fl.StringVar(&revocation, "revocation", "", "a revocation statement (sbm context revoke) for the manifest to carry: devices that install the package revoke the keys it names")
 	fl.StringVar(&boardName, "board", "", "the target board (`NAME` or board file): warn if it cannot run the input's format")
 	fl.StringVar(&passFile, "passphrase-file", "", "file holding the context's key passphrase")
 	fl.BoolVar(&asJSON, "json", false, "print the package written as JSON")

@@ -139,6 +139,12 @@ func (s *signer) Sign(_ io.Reader, content []byte) ([]byte, error) {
 // format's protected header (alg, content type, kid) and, when keyCert is
 // not nil, the signer's key certificate in the unprotected header.
 func Sign1(key crypto.Signer, contentType string, payload, keyCert []byte) ([]byte, error) {
+	return Sign1With(key, contentType, payload, keyCert, nil)
+}
+
+// Sign1With is Sign1 with further byte-string labels in the unprotected
+// header (a manifest's revocation statement, spec §4.1).
+func Sign1With(key crypto.Signer, contentType string, payload, keyCert []byte, extra map[int64][]byte) ([]byte, error) {
 	s, err := NewSigner(key)
 	if err != nil {
 		return nil, err
@@ -153,6 +159,9 @@ func Sign1(key crypto.Signer, contentType string, payload, keyCert []byte) ([]by
 	msg.Headers.Protected[cose.HeaderLabelKeyID] = kid[:]
 	if keyCert != nil {
 		msg.Headers.Unprotected[LabelKeyCert] = keyCert
+	}
+	for k, v := range extra {
+		msg.Headers.Unprotected[k] = v
 	}
 	msg.Payload = payload
 	if err := msg.Sign(nil, nil, s); err != nil {
