@@ -35,7 +35,7 @@ func newImageCreateCmd(cio *cliIO) *cobra.Command {
 		chunk, maxSize                                         int
 		classUPK, asJSON                                       bool
 	)
-	var boardName string // --board: warn if the board cannot run the input
+	var boardName string  // --board: warn if the board cannot run the input
 	var revocation string // --revocation: a statement for the manifest to carry
 	cmd := &cobra.Command{
 		Use:   "create --context DIR --version SEMVER --out FILE INPUT",
