@@ -96,26 +96,37 @@ func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs
 	}()
 
 	// Two bounded pools: jobs workers resolve recipients and issue UPKs
-	// (CPU: certificate check, ECDH, signature); writers write them. Each
-	// UPK file is synced before it appears (atomicfile.Create), and syncs
-	// wait on the disk, not the CPU: many concurrent ones share the
-	// file system's journal commits, so the writers are more numerous.
+	// (CPU: certificate check, ECDH, signature); writers write them, in
+	// groups made durable with one file-system sync each
+	// (atomicfile.Group): an fsync per small file would cost more than
+	// issuing it. A UPK appears only once its group is synced.
 	type issued struct {
 		br   batchRecipient
-		path string
+		name string
 		upk  []byte
 	}
 	var (
 		mu       sync.Mutex
 		failures []batchFailure
-		count    int
+		added    int
 		workers  sync.WaitGroup
 		writers  sync.WaitGroup
 		toWrite  = make(chan issued, 4*jobs)
+		group    = atomicfile.NewGroup(outDir, 0o644)
 	)
 	fail := func(br batchRecipient, err error) {
 		mu.Lock()
 		failures = append(failures, batchFailure{br.seq, br.name, err})
+		mu.Unlock()
+	}
+	flushFailed := 0
+	flush := func() {
+		fes := group.Flush()
+		for _, fe := range fes {
+			fail(fe.Tag.(batchRecipient), fe.Err)
+		}
+		mu.Lock()
+		flushFailed += len(fes)
 		mu.Unlock()
 	}
 	for range jobs {
@@ -123,12 +134,12 @@ func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs
 		go func() {
 			defer workers.Done()
 			for br := range list {
-				path, u, err := issueOne(c, dv, is, br, outDir, opts)
+				name, u, err := issueOne(c, dv, is, br, outDir, opts)
 				if err != nil {
 					fail(br, err)
 					continue
 				}
-				toWrite <- issued{br, path, u}
+				toWrite <- issued{br, name, u}
 			}
 		}()
 	}
@@ -137,20 +148,24 @@ func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs
 		go func() {
 			defer writers.Done()
 			for w := range toWrite {
-				if err := atomicfile.Create(w.path, w.upk, 0o644); err != nil {
+				if err := group.Add(w.name, w.upk, w.br); err != nil {
 					fail(w.br, err)
 					continue
 				}
 				mu.Lock()
-				count++
+				added++
 				mu.Unlock()
+				if group.Pending() >= batchGroup {
+					flush()
+				}
 			}
 		}()
 	}
 	workers.Wait()
 	close(toWrite)
 	writers.Wait()
-	written := count
+	flush()
+	written := added - flushFailed
 	slices.SortFunc(failures, func(a, b batchFailure) int { return cmp.Compare(a.seq, b.seq) })
 	for _, f := range failures {
 		if strings.Contains(f.err.Error(), f.name) {
@@ -169,25 +184,34 @@ func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs
 	return nil
 }
 
-// batchWriters is the number of goroutines writing UPK files.
-const batchWriters = 32
+// batchWriters is the number of goroutines writing UPK files, and
+// batchGroup the number of files made durable together.
+const (
+	batchWriters = 8
+	batchGroup   = 256
+)
 
 // issueOne resolves one recipient and issues its UPK; it returns the UPK
-// and the path to write it to.
+// and its file name in outDir.
 func issueOne(c *trust.Context, dv *trust.DeviceVerifier, is *upk.Issuer, br batchRecipient, outDir string, opts *upk.Options) (string, []byte, error) {
 	r, err := batchRecipientKey(c, dv, br)
 	if err != nil {
 		return "", nil, err
 	}
-	path := filepath.Join(outDir, hex.EncodeToString(r.DeviceID)+".upk")
-	if _, err := os.Lstat(path); err == nil {
-		return "", nil, fmt.Errorf("%s already exists", path) // spare the work; Create decides
+	name := hex.EncodeToString(r.DeviceID) + ".upk"
+	if path := filepath.Join(outDir, name); fileExists(path) {
+		return "", nil, fmt.Errorf("%s already exists", path) // spare the work; the Group decides
 	}
 	u, err := is.Issue(r, opts)
 	if err != nil {
 		return "", nil, err
 	}
-	return path, u, nil
+	return name, u, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // batchRecipientKey resolves a recipient of a batch: a production record

@@ -87,3 +87,49 @@ func TestFile(t *testing.T) {
 		t.Fatalf("temporary files left behind: %v", ents)
 	}
 }
+
+// TestGroup checks that a Group's files appear only at Flush, whole, that
+// an existing name is refused and kept, and that no temporary file is
+// left behind.
+func TestGroup(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "taken"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := NewGroup(dir, 0o640)
+	for i, name := range []string{"a", "b", "taken"} {
+		if err := g.Add(name, []byte("data "+name), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Add("../escape", nil, nil); err == nil {
+		t.Error("Add accepted a path outside the directory")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
+		t.Fatalf("file visible before Flush: %v", err)
+	}
+	if g.Pending() != 3 {
+		t.Fatalf("Pending = %d, want 3", g.Pending())
+	}
+	failed := g.Flush()
+	if len(failed) != 1 || failed[0].Name != "taken" || failed[0].Tag != 2 || failed[0].Error() != filepath.Join(dir, "taken")+" already exists" {
+		t.Fatalf("Flush failures = %v", failed)
+	}
+	for _, name := range []string{"a", "b"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		fi, _ := os.Stat(filepath.Join(dir, name))
+		if err != nil || string(b) != "data "+name || fi.Mode().Perm() != 0o640 {
+			t.Errorf("%s: %q, %v", name, b, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "taken")); string(b) != "old" {
+		t.Errorf("existing file changed to %q", b)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 3 {
+		t.Errorf("directory holds %d entries, want 3 (temporary files left?)", len(ents))
+	}
+	if g.Flush() != nil {
+		t.Error("empty Flush reported failures")
+	}
+}
