@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -59,7 +60,10 @@ type batchFailure struct {
 // file or - for stdin) into outDir with up to jobs workers. It reports
 // failures and a summary; it returns an error (exit 1) if any recipient
 // failed.
-func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs int, opts *upk.Options) error {
+//
+// On cancellation of ctx (Ctrl-C) it stops reading recipients, writes the
+// UPKs already issued and reports how far it got.
+func issueBatch(ctx context.Context, cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs int, opts *upk.Options) error {
 	p, err := openPackage(pkgFile)
 	if err != nil {
 		return err
@@ -92,7 +96,7 @@ func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs
 	var listErr error
 	go func() {
 		defer close(list)
-		listErr = listRecipients(cio.stdin, spec, list)
+		listErr = listRecipients(ctx, cio.stdin, spec, list)
 	}()
 
 	// Two bounded pools: jobs workers resolve recipients and issue UPKs
@@ -175,6 +179,9 @@ func issueBatch(cio *cliIO, c *trust.Context, pkgFile, spec, outDir string, jobs
 		}
 	}
 	fmt.Fprintf(cio.stdout, "wrote %d UPKs to %s, %d failed\n", written, outDir, len(failures))
+	if errors.Is(listErr, context.Canceled) {
+		return errors.New("interrupted: the recipients were read in part only")
+	}
 	if listErr != nil {
 		return fmt.Errorf("reading the recipients: %w (the list was read in part only)", listErr)
 	}
@@ -278,14 +285,14 @@ func recipientFromRecord(dv *trust.DeviceVerifier, path, wantID string) (upk.Rec
 // listRecipients sends the recipients of spec to out, in order: the
 // entries of a directory (production records and certificates, by name),
 // or the lines of a file or of stdin ("-").
-func listRecipients(stdin io.Reader, spec string, out chan<- batchRecipient) error {
+func listRecipients(ctx context.Context, stdin io.Reader, spec string, out chan<- batchRecipient) error {
 	if spec != "-" {
 		fi, err := os.Stat(spec)
 		if err != nil {
 			return err
 		}
 		if fi.IsDir() {
-			return listDir(spec, out)
+			return listDir(ctx, spec, out)
 		}
 	}
 	var r io.Reader = stdin
@@ -304,7 +311,9 @@ func listRecipients(stdin io.Reader, spec string, out chan<- batchRecipient) err
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		out <- batchRecipient{seq: seq, name: line, record: strings.HasSuffix(line, ".json")}
+		if err := send(ctx, out, batchRecipient{seq: seq, name: line, record: strings.HasSuffix(line, ".json")}); err != nil {
+			return err
+		}
 		seq++
 	}
 	return sc.Err()
@@ -312,7 +321,7 @@ func listRecipients(stdin io.Reader, spec string, out chan<- batchRecipient) err
 
 // listDir sends the production records (*.json) and certificates (*.crt,
 // *.pem) of dir, in name order within each read batch of entries.
-func listDir(dir string, out chan<- batchRecipient) error {
+func listDir(ctx context.Context, dir string, out chan<- batchRecipient) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -327,7 +336,9 @@ func listDir(dir string, out chan<- batchRecipient) error {
 			if ext != ".json" && ext != ".crt" && ext != ".pem" {
 				continue
 			}
-			out <- batchRecipient{seq: seq, name: filepath.Join(dir, n), record: ext == ".json"}
+			if err := send(ctx, out, batchRecipient{seq: seq, name: filepath.Join(dir, n), record: ext == ".json"}); err != nil {
+				return err
+			}
 			seq++
 		}
 		if errors.Is(err, io.EOF) {
@@ -336,6 +347,16 @@ func listDir(dir string, out chan<- batchRecipient) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// send sends br to out unless ctx is cancelled first.
+func send(ctx context.Context, out chan<- batchRecipient, br batchRecipient) error {
+	select {
+	case out <- br:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -380,5 +401,9 @@ func runUPKBatch(cmd *cobra.Command, cio *cliIO, bf batchFlags) error {
 	if err != nil {
 		return err
 	}
-	return issueBatch(cio, c, bf.pkgFile, bf.recipients, bf.outDir, bf.jobs, opts)
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return issueBatch(ctx, cio, c, bf.pkgFile, bf.recipients, bf.outDir, bf.jobs, opts)
 }

@@ -46,7 +46,7 @@ func NewGroup(dir string, perm os.FileMode) *Group {
 
 // Add writes data to a temporary file that Flush moves to name, a file
 // name in the group's directory; tag is returned with a Flush error for
-// it. Pending reports how many files wait for Flush.
+// it.
 func (g *Group) Add(name string, data []byte, tag any) error {
 	if name == "" || filepath.Base(name) != name {
 		return fmt.Errorf("%q is not a file name", name)
