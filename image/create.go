@@ -361,9 +361,14 @@ func (b *builder) finish(digest [32]byte, placeholder io.Reader) (*Created, erro
 	if err != nil {
 		return nil, err
 	}
-	var extra map[int64][]byte
+	extra := map[int64][]byte{}
 	if b.opts.Revocation != nil {
-		extra = map[int64][]byte{secpkg.LabelRevocation: b.opts.Revocation}
+		extra[secpkg.LabelRevocation] = b.opts.Revocation
+	}
+	// After a root rotation every package carries the statement, which
+	// moves the devices still on the previous root (spec §4.2).
+	if t := b.c.RootTransition(); t != nil {
+		extra[secpkg.LabelRootTransition] = t
 	}
 	manifest, err := hostcose.Sign1With(b.signer, hostcose.ContentTypeManifest, enc, b.c.ImageSigningKeyCert(), extra)
 	if err != nil {

@@ -287,3 +287,11 @@ func TestProvisionRetry(t *testing.T) {
 		t.Fatalf("provisioning device %x again: %v, want trust.ErrDeviceExists", p.ID, err)
 	}
 }
+
+// TestRootIndexCounter: the programmer advances the SBM's root-index fuse
+// counter.
+func TestRootIndexCounter(t *testing.T) {
+	if rootIndexCounter != sbm.FuseRootIndex {
+		t.Fatalf("programmer uses fuse counter %d, the SBM %d", rootIndexCounter, sbm.FuseRootIndex)
+	}
+}

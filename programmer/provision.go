@@ -129,15 +129,8 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	}
 	rootHash := sha256.Sum256(rootRaw)
 	fuses := dp.Fuses(ctx)
-	if cur, err := hal.ReadRootKeyHash(fuses); err != nil {
-		return nil, fmt.Errorf("read root key hash: %w", err)
-	} else if cur != rootHash {
-		if err := hal.ProgramRootKeyHash(fuses, rootHash); err != nil {
-			if errors.Is(err, hal.ErrFuseConflict) {
-				return nil, fmt.Errorf("%w: its fuses hold root key hash %x", ErrProvisioned, cur[:8])
-			}
-			return nil, fmt.Errorf("program root key hash: %w", err)
-		}
+	if err := programRootSlots(fuses, c); err != nil {
+		return nil, err
 	}
 	logf("root key hash %x written to fuses", rootHash[:8])
 
@@ -317,4 +310,41 @@ func exchange(ctx context.Context, dp DebugPort, req *mailbox.Request, timeout t
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// rootIndexCounter is the SBM's root-index fuse counter (sbm.FuseRootIndex).
+const rootIndexCounter = 3
+
+// programRootSlots programs the context's root-key hashes into the
+// device's root-key fuse slots (slot 0 the first root, then its
+// successors) and, for a context whose root has rotated, advances the
+// device's root index to the current slot: a new device starts on the
+// current root, with the successors still ahead. A device whose slots hold
+// other hashes belongs to another root: ErrProvisioned.
+func programRootSlots(fuses hal.Fuses, c *trust.Context) error {
+	hashes, err := c.RootSlotHashes()
+	if err != nil {
+		return err
+	}
+	for i, h := range hashes {
+		cur, err := hal.ReadRootKeySlot(fuses, i)
+		if err != nil {
+			return fmt.Errorf("read root key slot %d: %w", i, err)
+		}
+		if cur == h {
+			continue
+		}
+		if err := hal.ProgramRootKeySlot(fuses, i, h); err != nil {
+			if errors.Is(err, hal.ErrFuseConflict) {
+				return fmt.Errorf("%w: its root key slot %d holds %x", ErrProvisioned, i, cur[:8])
+			}
+			return fmt.Errorf("program root key slot %d: %w", i, err)
+		}
+	}
+	if slot := c.RootSlot(); slot > 0 {
+		if err := hal.AdvanceCounter(fuses, rootIndexCounter, int(slot)); err != nil {
+			return fmt.Errorf("advance the root index: %w", err)
+		}
+	}
+	return nil
 }

@@ -76,7 +76,13 @@ func (m *machine) provision(req *mailbox.Request, resp *mailbox.Response) *wire.
 	if len(req.RootKey) != suite.PublicKeySize() {
 		return wire.Errorf(wire.CodeMalformed, "root key size does not match the suite")
 	}
-	fuseHash, err := hal.ReadRootKeyHash(m.hw.Fuses)
+	// The root of the current root-key slot (a context whose root has
+	// rotated provisions new devices at its current slot).
+	slot, werr := m.fuseValue(FuseRootIndex)
+	if werr != nil {
+		return werr
+	}
+	fuseHash, err := hal.ReadRootKeySlot(m.hw.Fuses, int(slot))
 	if err != nil {
 		return wire.Errorf(wire.CodeInternal, "cannot read fuses")
 	}
@@ -131,6 +137,7 @@ func (m *machine) provision(req *mailbox.Request, resp *mailbox.Response) *wire.
 		copy(st.classKey[:], req.ClassKey)
 	}
 	st.helper = helper
+	st.rootSlot = uint8(slot)
 	st.counter = req.SecurityCounter
 	st.timeFloor = req.Time
 	if err := m.commit(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,6 +101,18 @@ type config struct {
 		UpdateAuthority uint8 `toml:"update_authority,omitempty"`
 		DeviceCA        uint8 `toml:"device_ca,omitempty"`
 	} `toml:"epochs,omitempty"`
+	// Roots are the root keys of the devices' root-key fuse slots
+	// (docs/keys.md, "Root key rotation"): Keys[i] and Public[i] (a PEM
+	// public key file) are slot i's; Slot is the current one (Keys.Root is
+	// Keys[Slot]); Transition is the statement by which the previous root
+	// handed over to it, carried by every package. A context made before
+	// root slots existed has none: one root, slot 0.
+	Roots struct {
+		Slot       uint8    `toml:"slot,omitempty"`
+		Keys       []string `toml:"keys,omitempty"`
+		Public     []string `toml:"public,omitempty"`
+		Transition string   `toml:"transition,omitempty"`
+	} `toml:"roots,omitempty"`
 }
 
 // Context is an opened security context. Public material is loaded by Open;
@@ -113,6 +126,7 @@ type Context struct {
 	rootCert, deviceCACert      *x509.Certificate
 	imageKeyCert, updateKeyCert []byte
 	classPub, escrowPub         *ecdh.PublicKey
+	rootTransition              []byte
 	signers                     map[KeyRole]crypto.Signer
 	agreers                     map[string]KeyAgreer
 	tok                         tokenStore
@@ -295,6 +309,20 @@ func generate(dir string, cfg *config, keys keyMaker) error {
 		signers[r.name] = key.(crypto.Signer)
 	}
 	root := signers["root"]
+	// The successor roots, whose hashes go into root-key fuse slots 1 and
+	// 2 at provisioning.
+	cfg.Roots.Keys, cfg.Roots.Public = []string{cfg.Keys.Root}, []string{"root.0.pub"}
+	successorPub := map[string]crypto.PublicKey{"root.0.pub": root.Public()}
+	for i := 1; i < RootSlots; i++ {
+		loc, key, err := keys.newKey("root@"+strconv.Itoa(i), true)
+		if err != nil {
+			return err
+		}
+		pub := "root." + strconv.Itoa(i) + ".pub"
+		cfg.Roots.Keys = append(cfg.Roots.Keys, loc)
+		cfg.Roots.Public = append(cfg.Roots.Public, pub)
+		successorPub[pub] = key.(crypto.Signer).Public()
+	}
 	rootCert, err := createRootCertificate(root, cfg.VendorID, cfg.Organization, cfg.Created)
 	if err != nil {
 		return err
@@ -328,6 +356,11 @@ func generate(dir string, cfg *config, keys keyMaker) error {
 		}
 		*r.loc = loc
 		if files[r.pub], err = MarshalPublicKeyPEM(key.(KeyAgreer).PublicKey()); err != nil {
+			return err
+		}
+	}
+	for name, pub := range successorPub {
+		if files[name], err = MarshalPublicKeyPEM(pub); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 
 	"github.com/sbm-project/sbm/internal/atomicfile"
 )
@@ -70,9 +72,34 @@ func ImportKeys(dir, uri string, opts *ImportOptions) error {
 		{name: "class_key_agreement", loc: &cfg.Keys.ClassKeyAgreement},
 		{name: "escrow", loc: &cfg.Keys.Escrow},
 	}
-	roles := map[string]KeyRole{"root": RootKey, "image_signing": ImageSigningKey, "update_authority": UpdateAuthorityKey, "device_ca": DeviceCAKey}
 	var files []string
+	// The other root slots' keys (successors, or earlier roots).
+	cfg.Roots.Keys = slices.Clone(cfg.Roots.Keys)
+	for i := range cfg.Roots.Keys {
+		if i == int(cfg.Roots.Slot) {
+			cfg.Roots.Keys[i] = "" // the current root's, set below
+			continue
+		}
+		data, err := os.ReadFile(c.Path(cfg.Roots.Public[i]))
+		if err != nil {
+			return err
+		}
+		want, err := ParsePublicKeyPEM(data)
+		if err != nil {
+			return err
+		}
+		s, err := c.loadSigner(RootKey, cfg.Roots.Keys[i], want)
+		if err != nil {
+			return fmt.Errorf("root of slot %d: %w", i, err)
+		}
+		files = append(files, c.Path(cfg.Roots.Keys[i]))
+		keys = append(keys, &fileKey{name: "root@" + strconv.Itoa(i), loc: &cfg.Roots.Keys[i], sign: true, key: s, pub: want})
+	}
+	roles := map[string]KeyRole{"root": RootKey, "image_signing": ImageSigningKey, "update_authority": UpdateAuthorityKey, "device_ca": DeviceCAKey}
 	for _, k := range keys {
+		if k.key != nil {
+			continue // a root slot's key, loaded above
+		}
 		files = append(files, c.Path(*k.loc))
 		if k.sign {
 			s, err := c.Signer(roles[k.name])
@@ -107,6 +134,9 @@ func ImportKeys(dir, uri string, opts *ImportOptions) error {
 			return fmt.Errorf("%s key imported into token %q: %w", k.name, tk.base.Token, err)
 		}
 		*k.loc = loc
+	}
+	if len(cfg.Roots.Keys) > 0 {
+		cfg.Roots.Keys[cfg.Roots.Slot] = cfg.Keys.Root
 	}
 	cfg.Keystore = KeystorePKCS11
 	cfg.Encrypted = false

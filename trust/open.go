@@ -75,6 +75,12 @@ func (c *Context) loadPublic() error {
 	if c.escrowPub, err = c.loadKAPublic(p.Escrow); err != nil {
 		return err
 	}
+	c.rootTransition = nil
+	if t := c.cfg.Roots.Transition; t != "" {
+		if c.rootTransition, err = os.ReadFile(c.Path(t)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -217,6 +223,20 @@ func (c *Context) Signer(role KeyRole) (crypto.Signer, error) {
 	if loc == "" {
 		return nil, fmt.Errorf("unknown key role %v", role)
 	}
+	s, err := c.loadSigner(role, loc, c.expectedPublic(role))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkSigner(role, s); err != nil {
+		return nil, err
+	}
+	c.signers[role] = s
+	return s, nil
+}
+
+// loadSigner loads the signing key of role at loc (a key file, or a
+// pkcs11: URI whose key has public key want, if known).
+func (c *Context) loadSigner(role KeyRole, loc string, want crypto.PublicKey) (crypto.Signer, error) {
 	var s crypto.Signer
 	if c.keystore() == KeystorePKCS11 {
 		tok, _, err := c.token()
@@ -227,7 +247,7 @@ func (c *Context) Signer(role KeyRole) (crypto.Signer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s key: %w", role, err)
 		}
-		if s, err = tok.signer(u, c.expectedPublic(role)); err != nil {
+		if s, err = tok.signer(u, want); err != nil {
 			return nil, fmt.Errorf("%s key: %w", role, err)
 		}
 	} else {
@@ -239,10 +259,6 @@ func (c *Context) Signer(role KeyRole) (crypto.Signer, error) {
 			return nil, fmt.Errorf("%s key: %w", role, err)
 		}
 	}
-	if err := c.checkSigner(role, s); err != nil {
-		return nil, err
-	}
-	c.signers[role] = s
 	return s, nil
 }
 

@@ -11,10 +11,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/internal/secpkg"
 )
+
+// RootSlots is the number of root-key fuse slots of a device: the roots a
+// context makes at init (the first and two successors).
+const RootSlots = hal.RootKeySlots
+
+// ErrNoSuccessorRoot is returned by Rotate(RootKey) when the current root
+// is the context's last one: it can never be revoked.
+var ErrNoSuccessorRoot = errors.New("no successor root: the last root cannot be revoked")
 
 // ErrEpoch is returned by Rotate when a role has used all its epochs, and
 // by Revoke when a statement would revoke the role's current key.
@@ -54,13 +63,16 @@ func (c *Context) Epoch(role KeyRole) uint8 {
 // older CA certificates stay in it, so device certificates they issued
 // still verify). New packages, UPKs and device certificates use the new
 // key; devices accept it as they are (packages carry their key
-// certificates). The old key is kept but no longer used; revoking it on
-// devices is Revoke. It returns the new epoch.
+// certificates). The old key is deleted (its file, or its token object):
+// no tool signs with it again; revoking it on devices is Revoke. It
+// returns the new epoch.
 func (c *Context) Rotate(role KeyRole, now time.Time) (uint8, error) {
 	cfg := c.cfg
 	var name string
 	var epoch *uint8
 	switch role {
+	case RootKey:
+		return c.rotateRoot(now)
 	case ImageSigningKey:
 		name, epoch = "image_signing", &cfg.Epochs.ImageSigning
 	case UpdateAuthorityKey:
@@ -68,7 +80,7 @@ func (c *Context) Rotate(role KeyRole, now time.Time) (uint8, error) {
 	case DeviceCAKey:
 		name, epoch = "device_ca", &cfg.Epochs.DeviceCA
 	default:
-		return 0, fmt.Errorf("the %s key does not rotate this way (only image-signing, update-authority and device-ca)", role)
+		return 0, fmt.Errorf("the %s key does not rotate (only root, image-signing, update-authority and device-ca)", role)
 	}
 	if *epoch >= secpkg.MaxEpoch {
 		return 0, fmt.Errorf("%s: %w: all %d epochs used", role, ErrEpoch, secpkg.MaxEpoch)
@@ -153,12 +165,37 @@ func (c *Context) Rotate(role KeyRole, now time.Time) (uint8, error) {
 		return 0, err
 	}
 	keys.commit()
+	oldLoc := c.keyPath(role)
 	c.cfg = cfg
 	delete(c.signers, role)
 	if err := c.loadPublic(); err != nil {
 		return 0, err
 	}
+	if err := c.retire(oldLoc); err != nil {
+		return next, fmt.Errorf("rotated to epoch %d, but deleting the old %s key failed (delete it by hand): %w", next, role, err)
+	}
 	return next, nil
+}
+
+// retire deletes a key the context no longer uses: its file, or its token
+// object.
+func (c *Context) retire(loc string) error {
+	if !isURI(loc) {
+		err := os.Remove(c.Path(loc))
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	u, err := ParsePKCS11URI(loc)
+	if err != nil {
+		return err
+	}
+	tok, _, err := c.token()
+	if err != nil {
+		return err
+	}
+	return tok.destroy(u.Object, u.ID)
 }
 
 // chainWith returns the CA chain file with ca in front of the device CA
@@ -254,4 +291,187 @@ func (c *Context) Revoke(role KeyRole, minEpoch uint8, now time.Time) ([]byte, e
 		return nil, err
 	}
 	return hostcose.Sign1(root, secpkg.ContentTypeRevocation, payload, nil)
+}
+
+// RootSlot returns the root-key fuse slot of the context's current root.
+func (c *Context) RootSlot() uint8 { return c.cfg.Roots.Slot }
+
+// RootTransition returns the statement by which the previous root handed
+// over to the current one (spec §4.2), nil if the root never rotated.
+// Every package carries it (image.Create): devices still on the previous
+// root move with it; the others ignore it.
+func (c *Context) RootTransition() []byte { return c.rootTransition }
+
+// RootSlotHashes returns the SHA-256 of the raw public key of each root
+// slot's root (slot 0 first): what provisioning programs into a device's
+// root-key fuse slots. A context made before root slots existed has one.
+func (c *Context) RootSlotHashes() ([][32]byte, error) {
+	pubs := []crypto.PublicKey{c.RootPublicKey()}
+	if len(c.cfg.Roots.Public) > 0 {
+		pubs = pubs[:0]
+		for _, rel := range c.cfg.Roots.Public {
+			data, err := os.ReadFile(c.Path(rel))
+			if err != nil {
+				return nil, err
+			}
+			pub, err := ParsePublicKeyPEM(data)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", rel, err)
+			}
+			pubs = append(pubs, pub)
+		}
+	}
+	var out [][32]byte
+	for _, p := range pubs {
+		raw, err := hostcose.RawPublicKey(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, secpkg.KeyID(raw))
+	}
+	return out, nil
+}
+
+// transitionPayload is the payload of a root transition statement
+// (spec §4.2).
+type transitionPayload struct {
+	Format   uint   `cbor:"1,keyasint"`
+	VendorID []byte `cbor:"2,keyasint"`
+	Slot     uint8  `cbor:"3,keyasint"`
+	RootKey  []byte `cbor:"4,keyasint"`
+	Issued   uint64 `cbor:"5,keyasint"`
+}
+
+// rotateRoot moves the context to the root of the next slot: the current
+// root signs a transition statement naming it; the new root certifies the
+// current image-signing, update-authority and device CA keys (same keys
+// and epochs, new certificates); root.crt, the key certificates and the
+// device CA certificate are replaced (ca-chain.pem keeps the old ones);
+// context.toml names the new root. Packages made from then on are signed
+// in the new hierarchy and carry the statement, which moves each device
+// that installs one; the old root is then revoked on it for good.
+func (c *Context) rotateRoot(now time.Time) (uint8, error) {
+	cfg := c.cfg
+	next := int(cfg.Roots.Slot) + 1
+	if next >= len(cfg.Roots.Keys) {
+		return 0, fmt.Errorf("root slot %d: %w", cfg.Roots.Slot, ErrNoSuccessorRoot)
+	}
+	old, err := c.Signer(RootKey)
+	if err != nil {
+		return 0, err
+	}
+	cfg.Keys.Root = cfg.Roots.Keys[next]
+	pemData, err := os.ReadFile(c.Path(cfg.Roots.Public[next]))
+	if err != nil {
+		return 0, err
+	}
+	want, err := ParsePublicKeyPEM(pemData)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", cfg.Roots.Public[next], err)
+	}
+	newRoot, err := c.loadSigner(RootKey, cfg.Keys.Root, want)
+	if err != nil {
+		return 0, fmt.Errorf("root of slot %d: %w", next, err)
+	}
+	if e, ok := newRoot.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !e.Equal(want) {
+		return 0, fmt.Errorf("root key of slot %d does not match %s", next, cfg.Roots.Public[next])
+	}
+	raw, err := hostcose.RawPublicKey(want)
+	if err != nil {
+		return 0, err
+	}
+	vendor := cfg.VendorID
+	payload, err := hostcose.Marshal(transitionPayload{Format: 1, VendorID: vendor[:], Slot: uint8(next), RootKey: raw, Issued: uint64(now.Unix())})
+	if err != nil {
+		return 0, err
+	}
+	statement, err := hostcose.Sign1(old, secpkg.ContentTypeRootTransition, payload, nil)
+	if err != nil {
+		return 0, err
+	}
+	rootCert, err := createRootCertificate(newRoot, vendor, cfg.Organization, now)
+	if err != nil {
+		return 0, err
+	}
+	pubOf := func(role KeyRole) (crypto.PublicKey, error) {
+		s, err := c.Signer(role)
+		if err != nil {
+			return nil, err
+		}
+		return s.Public(), nil
+	}
+	imgPub, err := pubOf(ImageSigningKey)
+	if err != nil {
+		return 0, err
+	}
+	updPub, err := pubOf(UpdateAuthorityKey)
+	if err != nil {
+		return 0, err
+	}
+	imgKC, err := createKeyCert(newRoot, imgPub, keyCertRoleImageSigning, vendor, now, cfg.Epochs.ImageSigning)
+	if err != nil {
+		return 0, err
+	}
+	updKC, err := createKeyCert(newRoot, updPub, keyCertRoleUpdateAuthority, vendor, now, cfg.Epochs.UpdateAuthority)
+	if err != nil {
+		return 0, err
+	}
+	caCert, err := createDeviceCACertificate(newRoot, rootCert, c.DeviceCACertificate().PublicKey, vendor, cfg.Organization, now)
+	if err != nil {
+		return 0, err
+	}
+	s := "r" + strconv.Itoa(next)
+	files := []struct {
+		rel  string
+		data []byte
+		set  *string
+	}{
+		{"root." + s + ".crt", certPEM(rootCert), &cfg.Public.RootCertificate},
+		{"image-signing." + s + ".keycert", imgKC, &cfg.Public.ImageSigningKeyCert},
+		{"update-authority." + s + ".keycert", updKC, &cfg.Public.UpdateAuthorityKeyCert},
+		{"device-ca." + s + ".crt", certPEM(caCert), &cfg.Public.DeviceCACertificate},
+		{"root-transition." + strconv.Itoa(next) + ".cose", statement, &cfg.Roots.Transition},
+	}
+	var written []string
+	undo := func() {
+		for _, p := range written {
+			os.Remove(p)
+		}
+	}
+	for _, f := range files {
+		if err := atomicfile.Create(c.Path(f.rel), f.data, 0o644); err != nil {
+			undo()
+			return 0, err
+		}
+		written = append(written, c.Path(f.rel))
+		*f.set = f.rel
+	}
+	chain, err := c.chainWith(caCert)
+	if err != nil {
+		undo()
+		return 0, err
+	}
+	// The new root last, after the old chain's root: old device
+	// certificates keep verifying against the file.
+	chain = append(chain, certPEM(rootCert)...)
+	cfg.Roots.Slot = uint8(next)
+	data, err := marshalConfig(&cfg)
+	if err != nil {
+		undo()
+		return 0, err
+	}
+	if err := atomicfile.WriteFile(c.Path(cfg.Public.CAChain), chain, 0o644); err != nil {
+		undo()
+		return 0, err
+	}
+	if err := atomicfile.WriteFile(c.Path(ConfigFile), data, 0o644); err != nil {
+		undo()
+		return 0, err
+	}
+	c.cfg = cfg
+	c.signers = map[KeyRole]crypto.Signer{RootKey: newRoot}
+	if err := c.loadPublic(); err != nil {
+		return 0, err
+	}
+	return uint8(next), nil
 }

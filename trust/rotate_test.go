@@ -51,9 +51,6 @@ func testRotation(t *testing.T, c *trust.Context) {
 			t.Fatalf("rotate %s: epoch %d, %v", role, e, err)
 		}
 	}
-	if _, err := c.Rotate(trust.RootKey, rotNow); err == nil {
-		t.Fatal("the root rotated like a subordinate key")
-	}
 	// The context reopens with the new keys.
 	c2, err := trust.Open(c.Dir(), nil)
 	if err != nil {
@@ -146,4 +143,147 @@ func TestRotatePKCS11(t *testing.T) {
 	if _, err := os.Stat(c.Path("keys")); !os.IsNotExist(err) {
 		t.Fatal("rotation wrote a key file into a token context")
 	}
+}
+
+// testRootRotation moves c through its three roots: each rotation makes a
+// transition statement of the previous root naming the next slot's key,
+// re-certifies the subordinate keys and the device CA under the new root,
+// and every later package carries the statement; the last root cannot be
+// revoked.
+func testRootRotation(t *testing.T, c *trust.Context) {
+	hashes, err := c.RootSlotHashes()
+	if err != nil || len(hashes) != trust.RootSlots {
+		t.Fatalf("root slots: %d, %v", len(hashes), err)
+	}
+	prev, err := image.Anchors(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secpkg.KeyID(prev.RootKey) != hashes[0] {
+		t.Fatal("slot 0 is not the root")
+	}
+	oldPkg := pkgOf(t, c, "1.0.0", nil)
+	if _, ok := secpkg.ManifestRootTransition(oldPkg.Package.Manifest); ok {
+		t.Fatal("a transition statement before any rotation")
+	}
+	for slot := 1; slot < trust.RootSlots; slot++ {
+		got, err := c.Rotate(trust.RootKey, rotNow)
+		if err != nil || int(got) != slot || int(c.RootSlot()) != slot {
+			t.Fatalf("rotate root to slot %d: %d, %v", slot, got, err)
+		}
+		tr, err := secpkg.VerifyRootTransition(prev, c.RootTransition())
+		if err != nil || int(tr.Slot) != slot || secpkg.KeyID(tr.NewRoot) != hashes[slot] {
+			t.Fatalf("transition statement: %v %+v", err, tr)
+		}
+		cur, err := image.Anchors(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := pkgOf(t, c, "2.0."+string(rune('0'+slot)), nil)
+		raw, ok := secpkg.ManifestRootTransition(p.Package.Manifest)
+		if !ok || string(raw) != string(c.RootTransition()) {
+			t.Fatal("the package does not carry the statement")
+		}
+		if _, err := secpkg.VerifyManifest(cur, p.Package.Manifest); err != nil {
+			t.Fatalf("new package under the new root: %v", err)
+		}
+		if _, err := secpkg.VerifyManifest(cur, oldPkg.Package.Manifest); err == nil {
+			t.Fatal("a package of the first root verifies under the new one")
+		}
+		u, err := upk.Issue(c, p.Package.Manifest, &p.CEK, upk.ClassRecipient(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := secpkg.VerifyUPK(cur, u); err != nil {
+			t.Fatalf("UPK under the new root: %v", err)
+		}
+		// The device CA certificate is the new root's; the chain file
+		// still holds the old ones.
+		roots := x509.NewCertPool()
+		roots.AddCert(c.RootCertificate())
+		if _, err := c.DeviceCACertificate().Verify(x509.VerifyOptions{Roots: roots}); err != nil {
+			t.Fatalf("device CA under the new root: %v", err)
+		}
+		chain, _ := os.ReadFile(c.CAChainPath())
+		if n := strings.Count(string(chain), "BEGIN CERTIFICATE"); n < 2*(slot+1) {
+			t.Fatalf("ca chain holds %d certificates after %d root rotations", n, slot)
+		}
+		prev = cur
+	}
+	if _, err := c.Rotate(trust.RootKey, rotNow); !errors.Is(err, trust.ErrNoSuccessorRoot) {
+		t.Fatalf("rotating the last root: %v", err)
+	}
+	c2, err := trust.Open(c.Dir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.RootSlot() != trust.RootSlots-1 || string(c2.RootTransition()) != string(c.RootTransition()) {
+		t.Fatal("root rotation not recorded in context.toml")
+	}
+	if _, err := c2.Signer(trust.RootKey); err != nil {
+		t.Fatalf("the reopened context's root: %v", err)
+	}
+}
+
+func TestRotateRootFiles(t *testing.T) {
+	for _, s := range []trust.Suite{trust.SuiteP256, trust.SuiteEd25519} {
+		t.Run(string(s), func(t *testing.T) {
+			c, err := trust.Init(filepath.Join(t.TempDir(), "ctx"), &trust.InitOptions{Suite: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			testRootRotation(t, c)
+		})
+	}
+}
+
+func TestRotateRootPKCS11(t *testing.T) {
+	tok := softhsm.NewToken(t, "sbm-rotate-root")
+	c, err := trust.Init(filepath.Join(t.TempDir(), "ctx"), &trust.InitOptions{Suite: trust.SuiteP256, PKCS11: tok.URI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testRootRotation(t, c)
+}
+
+// TestImportKeysAfterRotation: a file context with rotated keys and root
+// slots moves into a token whole: no private key file is left.
+func TestImportKeysAfterRotation(t *testing.T) {
+	tok := softhsm.NewToken(t, "sbm-import-rotated")
+	dir := filepath.Join(t.TempDir(), "ctx")
+	c, err := trust.Init(dir, &trust.InitOptions{Suite: trust.SuiteP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Rotate(trust.RootKey, rotNow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Rotate(trust.ImageSigningKey, rotNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := trust.ImportKeys(dir, tok.URI, nil); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := trust.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.RootSlot() != 1 {
+		t.Fatal("root slot lost")
+	}
+	if _, err := c2.Rotate(trust.RootKey, rotNow); err != nil {
+		t.Fatalf("rotating to the token-held successor root: %v", err)
+	}
+	pkgOf(t, c2, "3.0.0", nil)
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "PRIVATE KEY") {
+				t.Errorf("%s holds a private key after import-keys", p)
+			}
+		}
+		return nil
+	})
 }

@@ -12,16 +12,17 @@ import (
 
 // rotatableRoles maps --role values to key roles.
 var rotatableRoles = map[string]trust.KeyRole{
+	"root":             trust.RootKey,
 	"image-signing":    trust.ImageSigningKey,
 	"update-authority": trust.UpdateAuthorityKey,
 	"device-ca":        trust.DeviceCAKey,
 }
 
-func parseRole(s string, allowCA bool) (trust.KeyRole, error) {
+func parseRole(s string, all bool) (trust.KeyRole, error) {
 	r, ok := rotatableRoles[s]
-	if !ok || (!allowCA && r == trust.DeviceCAKey) {
-		if allowCA {
-			return 0, usagef("--role %q: want image-signing, update-authority or device-ca", s)
+	if !ok || (!all && (r == trust.DeviceCAKey || r == trust.RootKey)) {
+		if all {
+			return 0, usagef("--role %q: want root, image-signing, update-authority or device-ca", s)
 		}
 		return 0, usagef("--role %q: want image-signing or update-authority", s)
 	}
@@ -31,8 +32,8 @@ func parseRole(s string, allowCA bool) (trust.KeyRole, error) {
 func newContextRotateCmd(cio *cliIO) *cobra.Command {
 	var role, passFile string
 	cmd := &cobra.Command{
-		Use:   "rotate DIR --role image-signing|update-authority|device-ca",
-		Short: "Replace a signing key by a new one at the next key epoch",
+		Use:   "rotate DIR --role root|image-signing|update-authority|device-ca",
+		Short: "Replace a signing key by a new one (the next epoch, or the next root slot)",
 		Long: `Make the role's next key in the context's keystore (a new key file, or a
 new object in the PKCS#11 token) and certify it with the root: an
 image-signing or update-authority key gets a key certificate at the next
@@ -42,9 +43,17 @@ issued still verify). context.toml is rewritten atomically.
 
 New packages, UPKs and device certificates use the new key, and devices
 accept it as they are: every package carries its key certificate. The old
-key is kept but no longer used. To stop devices accepting it, make a
+key is deleted (its file or token object). To stop devices accepting it, make a
 revocation statement (sbm context revoke) and ship it in the next release
-(sbm image create --revocation).`,
+(sbm image create --revocation).
+
+--role root moves the context to the root of the next root-key slot (the
+successor roots made by context init, whose hashes provisioning puts into
+every device's fuses): the current root signs a transition statement naming
+it, the new root certifies the current subordinate keys and the device CA,
+and every package made from then on carries the statement. A device that
+installs one moves to the new root and revokes the old one for good. The
+last root can never be revoked.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := parseRole(role, true)
@@ -60,13 +69,17 @@ revocation statement (sbm context revoke) and ship it in the next release
 			if err != nil {
 				return err
 			}
+			if r == trust.RootKey {
+				fmt.Fprintf(cio.stdout, "moved %s to the root of slot %d: every package now carries the transition statement\n", args[0], epoch)
+				return nil
+			}
 			fmt.Fprintf(cio.stdout, "rotated the %s key of %s: new key at epoch %d\n", r, args[0], epoch)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&role, "role", "", "image-signing, update-authority or device-ca (required)")
+	cmd.Flags().StringVar(&role, "role", "", "root, image-signing, update-authority or device-ca (required)")
 	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "the passphrase of an encrypted context (first line)")
-	cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions([]string{"image-signing", "update-authority", "device-ca"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions([]string{"root", "image-signing", "update-authority", "device-ca"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
