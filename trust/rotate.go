@@ -11,15 +11,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/internal/secpkg"
 )
 
-// RootSlots is the number of root-key fuse slots of a device: the roots a
-// context makes at init (the first and two successors).
-const RootSlots = hal.RootKeySlots
+// RootSlots is the number of root-key fuse slots of a device
+// (hal.RootKeySlots): the roots a context makes at init (the first and two
+// successors).
+const RootSlots = 3
 
 // ErrNoSuccessorRoot is returned by Rotate(RootKey) when the current root
 // is the context's last one: it can never be revoked.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/internal/secpkg"
@@ -286,4 +287,11 @@ func TestImportKeysAfterRotation(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRootSlots: a context makes as many roots as a device has slots.
+func TestRootSlots(t *testing.T) {
+	if trust.RootSlots != hal.RootKeySlots {
+		t.Fatalf("trust.RootSlots %d, hal.RootKeySlots %d", trust.RootSlots, hal.RootKeySlots)
+	}
 }
