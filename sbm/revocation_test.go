@@ -3,9 +3,6 @@ package sbm
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -23,7 +20,7 @@ import (
 )
 
 // rootSign signs payload with c's root key under content type ct, as the
-// root signs key certificates and revocation statements (spec §4).
+// root signs key certificates and statements (spec §4).
 func rootSign(t testing.TB, c *trust.Context, ct string, payload []byte) []byte {
 	t.Helper()
 	root, err := c.Signer(trust.RootKey)
@@ -34,17 +31,10 @@ func rootSign(t testing.TB, c *trust.Context, ct string, payload []byte) []byte 
 	if err != nil {
 		t.Fatal(err)
 	}
-	kid := secpkg.KeyID(raw)
-	alg := algOf(c)
-	b, err := cose.Sign(nil, rand.Reader, root, alg, cose.AppendProtected(nil, alg, ct, kid[:]), nil, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return signBy(t, c, root, raw, ct, nil, payload)
 }
 
-// signingKey is an image-signing key of c's suite with its key
-// certificate at an epoch.
+// signingKey is a subordinate signing key with its key certificate.
 type signingKey struct {
 	signer  crypto.Signer
 	raw     []byte
@@ -55,29 +45,15 @@ type signingKey struct {
 // of epoch (key 6 of spec §4) from c's root: a rotation.
 func newImageKey(t testing.TB, c *trust.Context, epoch uint64) *signingKey {
 	t.Helper()
-	var s crypto.Signer
-	var err error
-	if c.Suite() == trust.SuiteEd25519 {
-		_, s, err = ed25519.GenerateKey(rand.Reader)
-	} else {
-		s, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
+	root, err := c.Signer(trust.RootKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := hostcose.RawPublicKey(s.Public())
+	raw, err := hostcose.RawPublicKey(root.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	vendor := c.VendorID()
-	p := cbor.AppendMapHeader(nil, 6)
-	p = cbor.AppendUint(cbor.AppendUint(p, 1), uint64(secpkg.RoleImageSigning))
-	p = cbor.AppendInt(cbor.AppendUint(p, 2), algOf(c))
-	p = cbor.AppendBytes(cbor.AppendUint(p, 3), raw)
-	p = cbor.AppendBytes(cbor.AppendUint(p, 4), vendor[:])
-	p = cbor.AppendUint(cbor.AppendUint(p, 5), uint64(fixedNow.Unix()))
-	p = cbor.AppendUint(cbor.AppendUint(p, 6), epoch)
-	return &signingKey{signer: s, raw: raw, keyCert: rootSign(t, c, secpkg.ContentTypeKeyCert, p)}
+	return certify(t, c, root, raw, secpkg.RoleImageSigning, epoch)
 }
 
 // revocation is a root-signed statement revoking role's keys below epoch.

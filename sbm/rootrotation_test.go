@@ -59,16 +59,24 @@ func signBy(t testing.TB, c *trust.Context, key crypto.Signer, raw []byte, ct st
 	return b
 }
 
-// certify makes a key of role certified by root (raw rootRaw).
-func certify(t testing.TB, c *trust.Context, root crypto.Signer, rootRaw []byte, role secpkg.Role) *signingKey {
+// certify makes a key of role certified by root (raw rootRaw) at epoch
+// (key 6, left out when 0).
+func certify(t testing.TB, c *trust.Context, root crypto.Signer, rootRaw []byte, role secpkg.Role, epoch uint64) *signingKey {
 	s, raw := newSigner(t, c)
 	vendor := c.VendorID()
-	p := cbor.AppendMapHeader(nil, 5)
+	n := uint64(5)
+	if epoch > 0 {
+		n = 6
+	}
+	p := cbor.AppendMapHeader(nil, n)
 	p = cbor.AppendUint(cbor.AppendUint(p, 1), uint64(role))
 	p = cbor.AppendInt(cbor.AppendUint(p, 2), algOf(c))
 	p = cbor.AppendBytes(cbor.AppendUint(p, 3), raw)
 	p = cbor.AppendBytes(cbor.AppendUint(p, 4), vendor[:])
 	p = cbor.AppendUint(cbor.AppendUint(p, 5), uint64(fixedNow.Unix()))
+	if epoch > 0 {
+		p = cbor.AppendUint(cbor.AppendUint(p, 6), epoch)
+	}
 	return &signingKey{signer: s, raw: raw, keyCert: signBy(t, c, root, rootRaw, secpkg.ContentTypeKeyCert, nil, p)}
 }
 
@@ -76,8 +84,8 @@ func certify(t testing.TB, c *trust.Context, root crypto.Signer, rootRaw []byte,
 func newHierarchy(t testing.TB, c *trust.Context) *hierarchy {
 	h := &hierarchy{}
 	h.root, h.rootRaw = newSigner(t, c)
-	h.image = certify(t, c, h.root, h.rootRaw, secpkg.RoleImageSigning)
-	h.upd = certify(t, c, h.root, h.rootRaw, secpkg.RoleUpdateAuthority)
+	h.image = certify(t, c, h.root, h.rootRaw, secpkg.RoleImageSigning, 0)
+	h.upd = certify(t, c, h.root, h.rootRaw, secpkg.RoleUpdateAuthority, 0)
 	return h
 }
 
