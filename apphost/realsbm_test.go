@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -303,5 +304,43 @@ func TestRealSBMNotRunnable(t *testing.T) {
 	waitFor(t, &v.out, "ready")
 	if st, _ := sbm.ReadState(v.d.Flash(hal.PrivSBM), v.d.PUF()); st.LastError != 0 {
 		t.Fatalf("last error not cleared: %d %q", st.LastError, st.LastErrorDetail)
+	}
+}
+
+// TestRealSBMRefusesNativeFormat: a package whose manifest says it is an
+// ELF image is refused by the SBM of a WebAssembly device before any
+// payload byte is stored, with CodeAppStart; the running state is
+// unchanged.
+func TestRealSBMRefusesNativeFormat(t *testing.T) {
+	v := newRealDevice(t, sim.FirmwareWithApps(nil, &apphost.Options{Cache: apphost.TestCache}))
+	res, err := image.Create(v.c, &firmware.Image{Data: bytes.Repeat([]byte{0x42}, 3000), Format: firmware.FormatELF},
+		&image.CreateOptions{Version: "1.0.0", SecurityCounter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := upk.Issue(v.c, res.Package.Manifest, &res.CEK, v.recipient, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary := func() []byte {
+		f := v.d.Flash(hal.PrivSBM)
+		r, _ := f.Geometry().Region(hal.RegionPrimary)
+		b := make([]byte, 8192)
+		f.Read(r.Start, b)
+		return b
+	}
+	before := primary()
+	cl, err := client.Dial(v.ctx, "tcp:"+v.uartAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = programmer.Program(v.ctx, cl, res.Package, &programmer.ProgramOptions{UPK: u})
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeAppStart || !strings.Contains(we.Detail, "the package is elf; this device runs wasm") {
+		t.Fatalf("an ELF package: %v", err)
+	}
+	if !bytes.Equal(primary(), before) {
+		t.Fatal("the primary slot changed")
 	}
 }

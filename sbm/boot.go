@@ -43,6 +43,13 @@ type Options struct {
 	// Version overrides the SBM version reported by INFO; default the
 	// descriptor's.
 	Version string
+	// Runs lists the source formats (manifest key 12: "wasm", "elf",
+	// "ihex") the runtime Launch hands the application to can execute; nil
+	// accepts any. A package of another format is refused before any of
+	// its payload is stored (CodeAppStart). A raw binary ("bin") names no
+	// format the SBM could judge: the runtime checks it at start
+	// (AppInfo.NotRunnable).
+	Runs []string
 }
 
 // AppInfo describes the verified application handed to Options.Launch.

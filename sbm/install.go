@@ -80,6 +80,9 @@ func (m *machine) checkPackage(r io.ReaderAt, size uint32, v *verified) *wire.Er
 	if man.Slot != "primary" {
 		return wire.Errorf(wire.CodeSlot, "manifest targets slot "+man.Slot)
 	}
+	if werr := m.checkRuns(man.SourceFormat); werr != nil {
+		return werr
+	}
 	if err := c.CheckPayload(man); err != nil {
 		return wire.Errorf(wire.CodeFormat, errText(err))
 	}
@@ -181,6 +184,27 @@ func (m *machine) rootTransition(a *secpkg.Anchors, mb []byte, tr *verified) (*s
 	m.transAnchors = secpkg.Anchors{Suite: a.Suite, RootKey: tr.newRoot[:tr.newRootLen],
 		VendorID: a.VendorID, ClassID: a.ClassID, MinEpoch: a.MinEpoch}
 	return &m.transAnchors, nil
+}
+
+// checkRuns refuses an application whose source format the device's
+// runtime cannot execute (Options.Runs).
+func (m *machine) checkRuns(format string) *wire.Error {
+	if m.opts.Runs == nil || format == "" || format == "bin" {
+		return nil
+	}
+	for _, f := range m.opts.Runs {
+		if f == format {
+			return nil
+		}
+	}
+	runs := ""
+	for i, f := range m.opts.Runs {
+		if i > 0 {
+			runs += ", "
+		}
+		runs += f
+	}
+	return wire.Errorf(wire.CodeAppStart, "the package is "+format+"; this device runs "+runs)
 }
 
 // chunkBuf returns the buffer for one encrypted chunk of d (at most

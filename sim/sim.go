@@ -45,6 +45,9 @@ func FirmwareWithApps(opts *sbm.Options, app *apphost.Options) vmcu.Firmware {
 		if opts != nil {
 			o = *opts
 		}
+		if o.Runs == nil {
+			o.Runs = []string{"wasm"} // what apphost executes
+		}
 		o.Launch = func(a *sbm.AppInfo) {
 			err := apphost.Run(ctx, hw, a, &ao)
 			if ctx.Err() != nil {
