@@ -1,0 +1,164 @@
+// Package store defines the storage of the OEM service: production orders,
+// their sub-quotas, stations and the exact counters that bound how many
+// devices an order may certify.
+//
+// Store is implemented by two engines with the same behaviour: package
+// server/store/sqlite (embedded, the default) and package
+// server/store/postgres (several service instances sharing one database).
+// Both apply their versioned schema migrations when opened. The conformance
+// tests in package server/store/storetest run against both.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors that callers branch on. Engines wrap them with %w.
+var (
+	// ErrNotFound is returned for an order, station or reservation that
+	// does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrOrderExists is returned when an order with the same ID is loaded
+	// twice.
+	ErrOrderExists = errors.New("order already loaded")
+	// ErrOrderExhausted is returned by Reserve when used + spoiled has
+	// reached the order's count.
+	ErrOrderExhausted = errors.New("order exhausted")
+	// ErrOrderRevoked is returned by Reserve for a revoked order and by
+	// RevokeOrder for an order revoked before.
+	ErrOrderRevoked = errors.New("order revoked")
+	// ErrDeviceTaken is returned by Reserve when the device already holds a
+	// reservation under another order.
+	ErrDeviceTaken = errors.New("device already reserved under another order")
+	// ErrReservationState is returned by Commit and Spoil for a reservation
+	// that is not in a state they can move it from (e.g. spoiling a
+	// committed device).
+	ErrReservationState = errors.New("reservation in the wrong state")
+)
+
+// OrderState is the state of a production order on the service.
+type OrderState string
+
+// The states of an order.
+const (
+	OrderActive  OrderState = "active"
+	OrderRevoked OrderState = "revoked"
+)
+
+// Order is a production order loaded on the service. Signed holds the
+// order exactly as the OEM signed it; the other fields are taken from it
+// when it is loaded, for queries.
+type Order struct {
+	ID       string // hex order ID, unique
+	Signed   []byte // the COSE_Sign1 order
+	VendorID string // product vendor UUID
+	ClassID  string // product device-class UUID
+	Count    int64  // devices the order allows
+	NotAfter time.Time
+	State    OrderState
+	Created  time.Time
+}
+
+// Quota is a sub-quota: the share of an order given to one production line.
+type Quota struct {
+	OrderID string
+	Line    string
+	Count   int64
+}
+
+// Station is a contract manufacturer's provisioning station known to the
+// service by its certificate's SHA-256 digest.
+type Station struct {
+	Name       string
+	CertDigest [32]byte
+	Created    time.Time
+}
+
+// Counter is an order's count and how much of it is consumed: Used counts
+// reserved and committed devices, Spoiled the units lost to a failure after
+// they were reserved. Used + Spoiled never exceeds Count.
+type Counter struct {
+	OrderID string
+	Count   int64
+	Used    int64
+	Spoiled int64
+}
+
+// Remaining is how many devices the order may still reserve.
+func (c Counter) Remaining() int64 { return c.Count - c.Used - c.Spoiled }
+
+// ReservationState is the state of one device's unit of an order.
+type ReservationState string
+
+// The states of a reservation.
+const (
+	// Reserved: a unit of the order is held for the device; its
+	// certificate may not have been delivered yet.
+	Reserved ReservationState = "reserved"
+	// Committed: the device was certified.
+	Committed ReservationState = "committed"
+	// Spoiled: the unit was lost (the exchange failed after Reserve); it
+	// is never given to another device.
+	Spoiled ReservationState = "spoiled"
+)
+
+// Reservation is one device's unit of an order.
+type Reservation struct {
+	OrderID  string
+	DeviceID string
+	State    ReservationState
+	Created  time.Time
+	// Existing is true when Reserve found the device's reservation from
+	// an earlier attempt instead of making a new one.
+	Existing bool
+}
+
+// Store is the service's storage. Every method is safe for concurrent use,
+// also by several Store instances sharing one database (PostgreSQL).
+type Store interface {
+	// CreateOrder records a new active order and its counter
+	// (ErrOrderExists if its ID is known).
+	CreateOrder(ctx context.Context, o *Order) error
+	// Order returns the order with the given ID (ErrNotFound).
+	Order(ctx context.Context, id string) (*Order, error)
+	// Orders returns every order, oldest first.
+	Orders(ctx context.Context) ([]*Order, error)
+	// RevokeOrder marks an order revoked: Reserve refuses it from then on
+	// (ErrNotFound, ErrOrderRevoked if already revoked).
+	RevokeOrder(ctx context.Context, id string) error
+
+	// SetQuota sets the sub-quota of one line of an order (ErrNotFound
+	// for an unknown order).
+	SetQuota(ctx context.Context, q Quota) error
+	// Quotas returns an order's sub-quotas, by line.
+	Quotas(ctx context.Context, orderID string) ([]Quota, error)
+
+	// PutStation records a station, replacing one of the same name.
+	PutStation(ctx context.Context, s *Station) error
+	// Station returns the station with the given name (ErrNotFound).
+	Station(ctx context.Context, name string) (*Station, error)
+
+	// Counter returns an order's counter (ErrNotFound).
+	Counter(ctx context.Context, orderID string) (Counter, error)
+	// Reserve atomically takes one unit of the order for the device: it
+	// increments Used only if Used + Spoiled < Count and the device has no
+	// reservation yet. A device's second Reserve on the same order returns
+	// its existing reservation (Existing set) without counting again.
+	// Errors: ErrNotFound, ErrOrderRevoked, ErrOrderExhausted,
+	// ErrDeviceTaken.
+	Reserve(ctx context.Context, orderID, deviceID string) (Reservation, error)
+	// Commit marks a reserved device certified; committing a committed
+	// device again is a no-op (ErrNotFound, ErrReservationState).
+	Commit(ctx context.Context, orderID, deviceID string) error
+	// Spoil marks a reserved unit lost: Used decreases and Spoiled
+	// increases by one, so the unit is never given again (ErrNotFound,
+	// ErrReservationState for a committed device).
+	Spoil(ctx context.Context, orderID, deviceID string) error
+	// Reservation returns a device's reservation (ErrNotFound).
+	Reservation(ctx context.Context, deviceID string) (Reservation, error)
+
+	// Close releases the store's connections.
+	Close() error
+}
