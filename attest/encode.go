@@ -38,11 +38,13 @@ func Append(dst []byte, c *Claims, signer crypto.Signer, alg int64) ([]byte, err
 func rawPublicKey(pub crypto.PublicKey) ([]byte, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		b, err := k.Bytes()
+		// k.ECDH().Bytes() is k.Bytes() (Go 1.25) for the NIST curves
+		// ECDH knows, in APIs the firmware toolchain (Go 1.24) also has.
+		e, err := k.ECDH()
 		if err != nil {
 			return nil, ErrClaims
 		}
-		return b, nil
+		return e.Bytes(), nil
 	case ed25519.PublicKey:
 		return k, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
+	"math/big"
 	"strconv"
 
 	"github.com/sbm-project/sbm/internal/secpkg"
@@ -61,10 +62,7 @@ func deriveKeys(suite secpkg.Suite, pufKey *[32]byte) (*deviceKeys, error) {
 		if suite != secpkg.SuiteP256 {
 			return nil, errKeyDerivation
 		}
-		if k.ecdsa, err = ecdsa.ParseRawPrivateKey(elliptic.P256(), seed); err == nil {
-			if k.identity, err = k.ecdsa.PublicKey.Bytes(); err != nil {
-				return nil, errKeyDerivation
-			}
+		if k.ecdsa, k.identity, err = p256Key(seed); err == nil {
 			break
 		}
 	}
@@ -85,6 +83,27 @@ func deriveKeys(suite secpkg.Suite, pufKey *[32]byte) (*deviceKeys, error) {
 		}
 	}
 	return k, nil
+}
+
+// p256Key returns the P-256 private key with scalar seed and its raw public
+// key (the 65-byte uncompressed point), or an error if seed is not a valid
+// scalar (32 bytes, in [1, n-1]): what ecdsa.ParseRawPrivateKey and
+// PublicKey.Bytes do, written with APIs that Go 1.24 (the firmware
+// toolchain, docs/silicon.md) also has.
+func p256Key(seed []byte) (*ecdsa.PrivateKey, []byte, error) {
+	ka, err := ecdh.P256().NewPrivateKey(seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub := ka.PublicKey().Bytes()
+	return &ecdsa.PrivateKey{
+		PublicKey: ecdsa.PublicKey{
+			Curve: elliptic.P256(),
+			X:     new(big.Int).SetBytes(pub[1:33]),
+			Y:     new(big.Int).SetBytes(pub[33:65]),
+		},
+		D: new(big.Int).SetBytes(seed),
+	}, pub, nil
 }
 
 // classKey returns the class key-agreement private key of suite from its raw

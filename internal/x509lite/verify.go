@@ -1,10 +1,12 @@
 package x509lite
 
 import (
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"math/big"
 )
 
 // Suites of VerifyChain (the SBM's suite numbers).
@@ -24,7 +26,7 @@ func (c *Certificate) CheckSignature(alg Algorithm, key []byte) error {
 	}
 	switch alg {
 	case ECDSAP256:
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), key)
+		pub, err := parseP256(key)
 		if err != nil {
 			return ErrUnsupportedAlgorithm
 		}
@@ -187,4 +189,19 @@ func VerifyChainFor(chain [][]byte, rootKey []byte, suite uint8, now uint64, usa
 		}
 	}
 	return last.CheckSignature(rootAlg, rootKey)
+}
+
+// parseP256 decodes a 65-byte SEC 1 uncompressed P-256 point, refusing
+// other encodings, the point at infinity and points not on the curve: what
+// ecdsa.ParseUncompressedPublicKey does, written with APIs that Go 1.24
+// (the firmware toolchain, docs/silicon.md) also has.
+func parseP256(pub []byte) (*ecdsa.PublicKey, error) {
+	if _, err := ecdh.P256().NewPublicKey(pub); err != nil {
+		return nil, err
+	}
+	return &ecdsa.PublicKey{
+		Curve: elliptic.P256(),
+		X:     new(big.Int).SetBytes(pub[1:33]),
+		Y:     new(big.Int).SetBytes(pub[33:65]),
+	}, nil
 }
