@@ -298,11 +298,10 @@ func checkIndexes(entries []exportEntry) error {
 			return &AuditError{Err: ErrReordered, Index: int64(p),
 				Detail: fmt.Sprintf("entry %d is at position %d, entry %d in its place", p, at[0], e.index)}
 		default:
-			last := e.index - 1
-			for q := int64(p) + 1; q < e.index; q++ {
-				if len(positions[q]) > 0 {
-					last = q - 1
-					break
+			last := e.index - 1 // the missing run ends before the next index present
+			for q := range entries {
+				if x := entries[q].index; x > int64(p) && x-1 < last {
+					last = x - 1
 				}
 			}
 			d := fmt.Sprintf("entries %d to %d missing", p, last)

@@ -1,0 +1,211 @@
+package auditlog
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sbm-project/sbm/internal/hostcose"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+var update = flag.Bool("update", false, "rewrite the test vectors in testdata/auditlog")
+
+const vectorsDir = "../../testdata/auditlog"
+
+type vectorFile struct {
+	Description string              `json:"description"`
+	Key         vectorKey           `json:"log_key"`
+	Origin      string              `json:"origin"`
+	Quotas      map[string]uint64   `json:"quotas"`
+	Entries     []vectorEntry       `json:"entries"`
+	Checkpoints []vectorCheckpoint  `json:"checkpoints"`
+	Inclusion   []vectorInclusion   `json:"inclusion_proofs"`
+	Consistency []vectorConsistency `json:"consistency_proofs"`
+	Export      string              `json:"export_file"`
+}
+
+type vectorKey struct {
+	Alg    string `json:"alg"`
+	Seed   string `json:"ed25519_seed"`
+	Public string `json:"public"`
+	KID    string `json:"kid"`
+}
+
+type vectorEntry struct {
+	Index    int64  `json:"index"`
+	Kind     string `json:"kind"`
+	CBOR     string `json:"cbor"`
+	LeafHash string `json:"leaf_hash"`
+}
+
+type vectorCheckpoint struct {
+	Size    int64  `json:"size"`
+	Root    string `json:"root"`
+	Time    string `json:"time"`
+	Payload string `json:"payload"`
+	COSE    string `json:"cose_sign1"`
+}
+
+type vectorInclusion struct {
+	Index int64    `json:"index"`
+	Size  int64    `json:"size"`
+	Proof []string `json:"proof"`
+}
+
+type vectorConsistency struct {
+	Old   int64    `json:"old_size"`
+	New   int64    `json:"new_size"`
+	Proof []string `json:"proof"`
+}
+
+// vectorEntries are the five entries of the vector log.
+func vectorEntries() []*Entry {
+	o := orderID("vector")
+	st := sha256.Sum256([]byte("station certificate"))
+	at := func(s int) time.Time { return epoch.Add(time.Duration(s) * time.Second) }
+	return []*Entry{
+		{Kind: OrderLoaded, Time: at(0), Order: o, Digest: digest("signed order"), Quota: 3},
+		{Kind: CertificateIssued, Time: at(1), Order: o, Station: st[:], Device: deviceID(1), Digest: digest("certificate 1"), Count: 1},
+		{Kind: UPKIssued, Time: at(1), Order: o, Station: st[:], Device: deviceID(1), Digest: digest("upk 1")},
+		{Kind: UnitSpoiled, Time: at(2), Order: o, Station: st[:], Device: deviceID(2), Count: 1},
+		{Kind: CertificateIssued, Time: at(3), Order: o, Station: st[:], Device: deviceID(3), Digest: digest("certificate 3"), Count: 2},
+	}
+}
+
+func hexes(hs []tlog.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = hex.EncodeToString(h[:])
+	}
+	return out
+}
+
+func buildVectors(t *testing.T) (*vectorFile, []byte) {
+	ctx := context.Background()
+	key := testKey()
+	l, _ := newTestLog(t, key)
+	es := vectorEntries()
+	appendAll(t, l, es)
+	kid, _ := hostcose.KeyID(key.Public())
+	v := &vectorFile{
+		Description: "sbm production audit log test vectors (docs/production.md, \"Audit log\"); the log key is a TEST key",
+		Key: vectorKey{Alg: "EdDSA", Seed: hex.EncodeToString(key.Seed()),
+			Public: hex.EncodeToString([]byte(key.Public().(ed25519.PublicKey))), KID: hex.EncodeToString(kid[:])},
+		Origin: testOrigin,
+		Quotas: map[string]uint64{orderID("vector").String(): 3},
+		Export: "log.export",
+	}
+	for i := range es {
+		b, _ := l.Entry(ctx, int64(i))
+		h := tlog.RecordHash(b)
+		v.Entries = append(v.Entries, vectorEntry{Index: int64(i), Kind: es[i].Kind.String(), CBOR: hex.EncodeToString(b), LeafHash: hex.EncodeToString(h[:])})
+		cp, err := l.Checkpoint(ctx, int64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := marshalCheckpointPayload(cp.Origin, cp.Size, cp.Root, cp.Time)
+		v.Checkpoints = append(v.Checkpoints, vectorCheckpoint{Size: cp.Size, Root: hex.EncodeToString(cp.Root[:]),
+			Time: cp.Time.Format(time.RFC3339), Payload: hex.EncodeToString(payload), COSE: hex.EncodeToString(cp.Signed)})
+	}
+	n := int64(len(es))
+	for i := range n {
+		p, err := l.InclusionProof(ctx, i, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Inclusion = append(v.Inclusion, vectorInclusion{Index: i, Size: n, Proof: hexes(p)})
+	}
+	for old := int64(1); old < n; old++ {
+		p, err := l.ConsistencyProof(ctx, old, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Consistency = append(v.Consistency, vectorConsistency{Old: old, New: n, Proof: hexes(p)})
+	}
+	return v, export(t, l)
+}
+
+// TestVectors regenerates testdata/auditlog and compares it byte for byte
+// (go test -run TestVectors -update rewrites it).
+func TestVectors(t *testing.T) {
+	v, file := buildVectors(t)
+	js, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js = append(js, '\n')
+	files := map[string][]byte{"vectors.json": js, "log.export": file}
+	if *update {
+		if err := os.MkdirAll(vectorsDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(vectorsDir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, want := range files {
+		got, err := os.ReadFile(filepath.Join(vectorsDir, name))
+		if err != nil {
+			t.Fatalf("%v (run with -update to create)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from what the code produces (run with -update if the change is intended)", name)
+		}
+	}
+	rep, err := Audit(bytes.NewReader(file), testKey().Public(), map[OrderID]uint64{orderID("vector"): 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := rep.Orders[orderID("vector")]; o.Certified != 2 || o.Spoiled != 1 || o.Remaining() != 0 {
+		t.Errorf("vector order %+v", o)
+	}
+}
+
+// TestVectorHashes recomputes the vector roots with the RFC 6962 formulas
+// alone, independently of tlog.
+func TestVectorHashes(t *testing.T) {
+	v, _ := buildVectors(t)
+	var leaves [][]byte
+	for _, e := range v.Entries {
+		b, _ := hex.DecodeString(e.CBOR)
+		h := sha256.Sum256(append([]byte{0x00}, b...))
+		if hex.EncodeToString(h[:]) != e.LeafHash {
+			t.Fatalf("leaf %d", e.Index)
+		}
+		leaves = append(leaves, h[:])
+	}
+	for _, c := range v.Checkpoints {
+		root := mth(leaves[:c.Size])
+		if hex.EncodeToString(root) != c.Root {
+			t.Errorf("size %d: RFC 6962 root %x, checkpoint %s", c.Size, root, c.Root)
+		}
+	}
+}
+
+// mth is RFC 6962's MTH over leaf hashes: split at the largest power of two
+// smaller than n, node = SHA-256(0x01 ‖ left ‖ right).
+func mth(leaves [][]byte) []byte {
+	if len(leaves) == 1 {
+		return leaves[0]
+	}
+	k := 1
+	for k*2 < len(leaves) {
+		k *= 2
+	}
+	h := sha256.New()
+	h.Write([]byte{0x01})
+	h.Write(mth(leaves[:k]))
+	h.Write(mth(leaves[k:]))
+	return h.Sum(nil)
+}
