@@ -159,6 +159,8 @@ type Store interface {
 	// Reservation returns a device's reservation (ErrNotFound).
 	Reservation(ctx context.Context, deviceID string) (Reservation, error)
 
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
 	// Close releases the store's connections.
 	Close() error
 }
