@@ -399,7 +399,7 @@ func (a *Auditor) checkEntries(entries []exportEntry, rep *Report) error {
 			return &AuditError{Err: ErrMalformed, Index: i, Detail: "signed entry does not decode", Cause: err}
 		}
 		fail := func(kind error, format string, args ...any) error {
-			return &AuditError{Err: kind, Index: i, Detail: fmt.Sprintf("%v of order %x: ", e.Kind, e.Order[:8]) + fmt.Sprintf(format, args...)}
+			return &AuditError{Err: kind, Index: i, Detail: fmt.Sprintf("%v of order %x: ", e.Kind, e.Order[:]) + fmt.Sprintf(format, args...)}
 		}
 		o := rep.Orders[e.Order]
 		if e.Kind == OrderLoaded {

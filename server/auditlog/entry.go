@@ -47,9 +47,9 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// OrderID identifies a production order: by convention SHA-256 of the
-// signed order (its COSE_Sign1 bytes).
-type OrderID [32]byte
+// OrderID identifies a production order: the order's 16-byte ID
+// (server/order.Order.ID).
+type OrderID [16]byte
 
 // String returns the ID in hexadecimal.
 func (id OrderID) String() string { return fmt.Sprintf("%x", id[:]) }
@@ -69,9 +69,10 @@ type Entry struct {
 	// Device is the device's unique ID: for certificate-issued and
 	// upk-issued, optionally for unit-spoiled.
 	Device []byte
-	// Digest is SHA-256 of the artefact: the signed order (order-loaded,
-	// optionally order-revoked: the revocation request), the certificate's
-	// DER (certificate-issued) or the UPK (upk-issued).
+	// Digest is SHA-256 of the artefact: the signed order, its COSE_Sign1
+	// bytes (order-loaded; optionally order-revoked: the revocation
+	// request), the certificate's DER (certificate-issued) or the UPK
+	// (upk-issued).
 	Digest *[32]byte
 	// Count is the order's running count after this event: certificates
 	// issued (certificate-issued) or units spoiled (unit-spoiled), from 1.

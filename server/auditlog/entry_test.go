@@ -123,7 +123,7 @@ func TestParseEntryRefuses(t *testing.T) {
 			b = cbor.AppendMapHeader(b, 3)
 			b = cbor.AppendUint(cbor.AppendUint(b, keyKind), 2)
 			b = cbor.AppendUint(cbor.AppendUint(b, keyTime), 1)
-			return cbor.AppendBytes(cbor.AppendUint(b, keyOrder), order[:16])
+			return cbor.AppendBytes(cbor.AppendUint(b, keyOrder), order[:8])
 		})},
 		{"non-shortest integer", enc(func(b []byte) []byte {
 			b = cbor.AppendMapHeader(b, 3)

@@ -53,7 +53,10 @@ func newTestLog(t testing.TB, key crypto.Signer) (*Log, *MemStore) {
 	return l, st
 }
 
-func orderID(name string) OrderID { return sha256.Sum256([]byte("order " + name)) }
+func orderID(name string) OrderID {
+	h := sha256.Sum256([]byte("order " + name))
+	return OrderID(h[:16])
+}
 
 func digest(s string) *[32]byte { d := sha256.Sum256([]byte(s)); return &d }
 
