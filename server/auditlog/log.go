@@ -12,7 +12,9 @@ import (
 )
 
 // maxAppendAttempts bounds how often Append retries after ErrConflict.
-const maxAppendAttempts = 16
+// Each attempt costs a signature; another writer wins every conflict, so
+// the log always progresses, but one writer can lose many in a row.
+const maxAppendAttempts = 1000
 
 // Config configures a Log.
 type Config struct {
@@ -63,7 +65,9 @@ func (l *Log) hashReader(ctx context.Context) tlog.HashReader {
 }
 
 // Append adds e at the end of the log and returns its index and the
-// checkpoint of the tree that ends with it, stored with it.
+// checkpoint of the tree that ends with it, stored with it. When another
+// writer of the Store appends first (ErrConflict), Append starts again from
+// the new size; after many such losses it returns the ErrConflict.
 func (l *Log) Append(ctx context.Context, e *Entry) (int64, *Checkpoint, error) {
 	data, err := e.MarshalBinary()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -191,6 +192,61 @@ func TestVectorHashes(t *testing.T) {
 			t.Errorf("size %d: RFC 6962 root %x, checkpoint %s", c.Size, root, c.Root)
 		}
 	}
+	// The proofs are RFC 6962's PATH (§2.1.1) and PROOF (§2.1.2), in order.
+	for _, p := range v.Inclusion {
+		if got := hexList(path(int(p.Index), leaves[:p.Size])); !slices.Equal(got, p.Proof) {
+			t.Errorf("inclusion %d in %d: RFC 6962 %v, vector %v", p.Index, p.Size, got, p.Proof)
+		}
+	}
+	for _, p := range v.Consistency {
+		if got := hexList(subproof(int(p.Old), leaves[:p.New], true)); !slices.Equal(got, p.Proof) {
+			t.Errorf("consistency %d to %d: RFC 6962 %v, vector %v", p.Old, p.New, got, p.Proof)
+		}
+	}
+}
+
+func hexList(hs [][]byte) []string {
+	out := []string{}
+	for _, h := range hs {
+		out = append(out, hex.EncodeToString(h))
+	}
+	return out
+}
+
+func split(n int) int {
+	k := 1
+	for k*2 < n {
+		k *= 2
+	}
+	return k
+}
+
+// path is RFC 6962's PATH(m, D[n]).
+func path(m int, leaves [][]byte) [][]byte {
+	if len(leaves) <= 1 {
+		return nil
+	}
+	k := split(len(leaves))
+	if m < k {
+		return append(path(m, leaves[:k]), mth(leaves[k:]))
+	}
+	return append(path(m-k, leaves[k:]), mth(leaves[:k]))
+}
+
+// subproof is RFC 6962's SUBPROOF(m, D[n], b).
+func subproof(m int, leaves [][]byte, b bool) [][]byte {
+	n := len(leaves)
+	if m == n {
+		if b {
+			return nil
+		}
+		return [][]byte{mth(leaves)}
+	}
+	k := split(n)
+	if m <= k {
+		return append(subproof(m, leaves[:k], b), mth(leaves[k:]))
+	}
+	return append(subproof(m-k, leaves[k:], false), mth(leaves[:k]))
 }
 
 // mth is RFC 6962's MTH over leaf hashes: split at the largest power of two
@@ -199,10 +255,7 @@ func mth(leaves [][]byte) []byte {
 	if len(leaves) == 1 {
 		return leaves[0]
 	}
-	k := 1
-	for k*2 < len(leaves) {
-		k *= 2
-	}
+	k := split(len(leaves))
 	h := sha256.New()
 	h.Write([]byte{0x01})
 	h.Write(mth(leaves[:k]))
