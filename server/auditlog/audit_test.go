@@ -270,3 +270,27 @@ func TestAuditMalformedEntry(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestAuditP256AndEmpty(t *testing.T) {
+	key := testP256Key(t)
+	l, _ := newTestLog(t, key)
+	empty := export(t, l)
+	rep, err := Audit(bytes.NewReader(empty), key.Public(), nil)
+	if err != nil || rep.Size != 0 || rep.Latest != nil {
+		t.Fatalf("empty log: %+v, %v", rep, err)
+	}
+	appendAll(t, l, production(orderID("p"), 10, 12))
+	rep, err = Audit(bytes.NewReader(export(t, l)), key.Public(), map[OrderID]uint64{orderID("p"): 10})
+	if err != nil || rep.Size != 12 {
+		t.Fatalf("P-256 log: %+v, %v", rep, err)
+	}
+	// The Ed25519 test key did not sign it.
+	if _, err := Audit(bytes.NewReader(export(t, l)), testKey().Public(), nil); !errors.Is(err, ErrSignature) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	// An empty export cannot hide a witnessed checkpoint.
+	a := &Auditor{Key: key.Public(), Witnessed: [][]byte{rep.Latest.Signed}}
+	if _, err := a.Audit(bytes.NewReader(empty)); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("empty export with a witness: %v", err)
+	}
+}
