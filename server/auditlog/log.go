@@ -67,8 +67,14 @@ func (l *Log) hashReader(ctx context.Context) tlog.HashReader {
 // Append adds e at the end of the log and returns its index and the
 // checkpoint of the tree that ends with it, stored with it. When another
 // writer of the Store appends first (ErrConflict), Append starts again from
-// the new size; after many such losses it returns the ErrConflict.
+// the new size; after many such losses it returns the ErrConflict. An
+// entry with a zero Time gets the log's clock.
 func (l *Log) Append(ctx context.Context, e *Entry) (int64, *Checkpoint, error) {
+	if e.Time.IsZero() {
+		withTime := *e
+		withTime.Time = l.now()
+		e = &withTime
+	}
 	data, err := e.MarshalBinary()
 	if err != nil {
 		return 0, nil, err

@@ -185,3 +185,17 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendZeroTime(t *testing.T) {
+	l, _ := newTestLog(t, testKey())
+	ctx := context.Background()
+	e := &Entry{Kind: OrderLoaded, Order: orderID("z"), Digest: digest("o"), Quota: 1}
+	if _, _, err := l.Append(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := l.Entry(ctx, 0)
+	got, err := ParseEntry(b)
+	if err != nil || !got.Time.Equal(epoch) || !e.Time.IsZero() {
+		t.Fatalf("entry %+v, %v (caller's %v)", got, err, e.Time)
+	}
+}
