@@ -15,7 +15,7 @@ var pg *pgtest.Server
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) func() (store.Store, error) {
+	storetest.Run(t, func(t testing.TB) func() (store.Store, error) {
 		url := pgtest.Database(t, pg)
 		return func() (store.Store, error) { return Open(context.Background(), url) }
 	})
@@ -52,4 +52,12 @@ func TestBadURL(t *testing.T) {
 	if _, err := Open(context.Background(), "host=/nonexistent/dir dbname=x connect_timeout=1"); err == nil {
 		t.Fatal("connected to nothing")
 	}
+}
+
+// BenchmarkReserveCommit: go test -run XXX -bench ReserveCommit ./server/store/...
+func BenchmarkReserveCommit(b *testing.B) {
+	storetest.Bench(b, func(t testing.TB) func() (store.Store, error) {
+		url := pgtest.Database(t, pg)
+		return func() (store.Store, error) { return Open(context.Background(), url) }
+	})
 }

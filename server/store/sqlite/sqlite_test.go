@@ -10,7 +10,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) func() (store.Store, error) {
+	storetest.Run(t, func(t testing.TB) func() (store.Store, error) {
 		dir := t.TempDir()
 		return func() (store.Store, error) { return Open(context.Background(), dir) }
 	})
@@ -30,4 +30,12 @@ func TestSchemaVersion(t *testing.T) {
 			t.Fatalf("schema version %d, %v; want 1", v, err)
 		}
 	}
+}
+
+// BenchmarkReserveCommit: go test -run XXX -bench ReserveCommit ./server/store/...
+func BenchmarkReserveCommit(b *testing.B) {
+	storetest.Bench(b, func(t testing.TB) func() (store.Store, error) {
+		dir := t.TempDir()
+		return func() (store.Store, error) { return Open(context.Background(), dir) }
+	})
 }

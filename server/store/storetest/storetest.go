@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // Opener returns a function opening store instances on one new, empty
 // database: every call of the returned function opens another instance on
 // that same database. The instances are closed by the tests.
-type Opener func(t *testing.T) func() (store.Store, error)
+type Opener func(t testing.TB) func() (store.Store, error)
 
 // Run runs the conformance tests against the engine.
 func Run(t *testing.T, newDB Opener) {
@@ -37,7 +38,7 @@ func Run(t *testing.T, newDB Opener) {
 	}
 }
 
-func mustOpen(t *testing.T, open func() (store.Store, error)) store.Store {
+func mustOpen(t testing.TB, open func() (store.Store, error)) store.Store {
 	t.Helper()
 	s, err := open()
 	if err != nil {
@@ -324,4 +325,31 @@ func testRaceSameDevice(t *testing.T, open func() (store.Store, error)) {
 		t.Fatalf("%d new reservations, errors %v; want 1 and none", fresh, errs)
 	}
 	wantCounter(t, s, "o1", 1, 0)
+}
+
+// Bench measures a reservation and its commit, the store's part of
+// certifying one device, from parallel goroutines on one order.
+func Bench(b *testing.B, newDB Opener) {
+	ctx := context.Background()
+	s := mustOpen(b, newDB(b))
+	if err := s.CreateOrder(ctx, newOrder("bench", 1<<40)); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d := fmt.Sprintf("device-%d", n.Add(1))
+			if _, err := s.Reserve(ctx, "bench", d); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.Commit(ctx, "bench", d); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "devices/s")
 }
