@@ -71,7 +71,7 @@ func result(err error) string {
 		return "not_found"
 	case errors.Is(err, store.ErrOrderExists):
 		return "exists"
-	case errors.Is(err, store.ErrOrderExhausted):
+	case errors.Is(err, store.ErrOrderExhausted), errors.Is(err, store.ErrLineExhausted):
 		return "exhausted"
 	case errors.Is(err, store.ErrOrderRevoked):
 		return "revoked"
@@ -139,6 +139,11 @@ func (t timedStore) Counter(ctx context.Context, orderID string) (c store.Counte
 func (t timedStore) Reserve(ctx context.Context, orderID, deviceID string) (r store.Reservation, err error) {
 	defer func(start time.Time) { t.observe("reserve", start, err) }(time.Now())
 	return t.s.Reserve(ctx, orderID, deviceID)
+}
+
+func (t timedStore) ReserveLine(ctx context.Context, orderID, line, deviceID string) (r store.Reservation, err error) {
+	defer func(start time.Time) { t.observe("reserve_line", start, err) }(time.Now())
+	return t.s.ReserveLine(ctx, orderID, line, deviceID)
 }
 
 func (t timedStore) Commit(ctx context.Context, orderID, deviceID string) (err error) {

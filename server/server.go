@@ -264,8 +264,11 @@ type OrderStatus struct {
 
 // Line is one production line's sub-quota of an order.
 type Line struct {
-	Name  string `json:"name"`
-	Count int64  `json:"count"`
+	Name      string `json:"name"`
+	Count     int64  `json:"count"`
+	Used      int64  `json:"used"`
+	Spoiled   int64  `json:"spoiled"`
+	Remaining int64  `json:"remaining"`
 }
 
 // OrderList is the body of GET /v1/orders.
@@ -285,7 +288,7 @@ func (s *Server) status(ctx context.Context, o *store.Order) (OrderStatus, error
 	st := OrderStatus{ID: o.ID, State: string(o.State), VendorID: o.VendorID, ClassID: o.ClassID,
 		Count: c.Count, Used: c.Used, Spoiled: c.Spoiled, Remaining: c.Remaining(), NotAfter: o.NotAfter, Loaded: o.Created}
 	for _, q := range qs {
-		st.Lines = append(st.Lines, Line{Name: q.Line, Count: q.Count})
+		st.Lines = append(st.Lines, Line{Name: q.Line, Count: q.Count, Used: q.Used, Spoiled: q.Spoiled, Remaining: q.Remaining()})
 	}
 	return st, nil
 }

@@ -29,6 +29,10 @@ var (
 	// ErrOrderRevoked is returned by Reserve for a revoked order and by
 	// RevokeOrder for an order revoked before.
 	ErrOrderRevoked = errors.New("order revoked")
+	// ErrLineExhausted is returned by ReserveLine when the line's
+	// sub-quota is used up (the order may have units left for other
+	// lines).
+	ErrLineExhausted = errors.New("line quota exhausted")
 	// ErrDeviceTaken is returned by Reserve when the device already holds a
 	// reservation under another order.
 	ErrDeviceTaken = errors.New("device already reserved under another order")
@@ -61,12 +65,19 @@ type Order struct {
 	Created  time.Time
 }
 
-// Quota is a sub-quota: the share of an order given to one production line.
+// Quota is a sub-quota: the share of an order given to one production
+// line, counted like the order (Used + Spoiled never exceeds Count).
 type Quota struct {
 	OrderID string
 	Line    string
 	Count   int64
+	Used    int64 // read only: ignored by SetQuota
+	Spoiled int64 // read only: ignored by SetQuota
 }
+
+// Remaining is how many devices the line may still reserve (if the order
+// has them left).
+func (q Quota) Remaining() int64 { return q.Count - q.Used - q.Spoiled }
 
 // Station is a contract manufacturer's provisioning station known to the
 // service by its certificate's SHA-256 digest.
@@ -108,6 +119,7 @@ const (
 type Reservation struct {
 	OrderID  string
 	DeviceID string
+	Line     string // the production line it counts against, or ""
 	State    ReservationState
 	Created  time.Time
 	// Existing is true when Reserve found the device's reservation from
@@ -129,8 +141,9 @@ type Store interface {
 	// (ErrNotFound, ErrOrderRevoked if already revoked).
 	RevokeOrder(ctx context.Context, id string) error
 
-	// SetQuota sets the sub-quota of one line of an order (ErrNotFound
-	// for an unknown order).
+	// SetQuota sets the count of one line of an order, keeping what the
+	// line used (ErrNotFound for an unknown order; an error if the count
+	// is below what the line already used and spoiled).
 	SetQuota(ctx context.Context, q Quota) error
 	// Quotas returns an order's sub-quotas, by line.
 	Quotas(ctx context.Context, orderID string) ([]Quota, error)
@@ -149,6 +162,11 @@ type Store interface {
 	// Errors: ErrNotFound, ErrOrderRevoked, ErrOrderExhausted,
 	// ErrDeviceTaken.
 	Reserve(ctx context.Context, orderID, deviceID string) (Reservation, error)
+	// ReserveLine is Reserve counting against one production line's
+	// sub-quota too: the line's Used + Spoiled must stay within its Count
+	// (ErrLineExhausted; ErrNotFound for an order without that line).
+	// Spoiling the unit later counts it spoiled on the line as well.
+	ReserveLine(ctx context.Context, orderID, line, deviceID string) (Reservation, error)
 	// Commit marks a reserved device certified; committing a committed
 	// device again is a no-op (ErrNotFound, ErrReservationState).
 	Commit(ctx context.Context, orderID, deviceID string) error

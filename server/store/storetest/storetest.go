@@ -28,6 +28,8 @@ func Run(t *testing.T, newDB Opener) {
 		{"Orders", testOrders},
 		{"ReserveCommitSpoil", testReserveCommitSpoil},
 		{"QuotasStations", testQuotasStations},
+		{"Lines", testLines},
+		{"RaceLine", testRaceLine},
 		{"Reopen", testReopen},
 		{"RaceOneInstance", func(t *testing.T, open func() (store.Store, error)) { testRace(t, open, 1) }},
 		{"RaceTwoInstances", func(t *testing.T, open func() (store.Store, error)) { testRace(t, open, 2) }},
@@ -208,7 +210,7 @@ func testQuotasStations(t *testing.T, open func() (store.Store, error)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(qs) != "[{o1 line-a 5} {o1 line-b 3}]" {
+	if fmt.Sprint(qs) != "[{o1 line-a 5 0 0} {o1 line-b 3 0 0}]" {
 		t.Fatalf("quotas %v", qs)
 	}
 
@@ -352,4 +354,103 @@ func Bench(b *testing.B, newDB Opener) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "devices/s")
+}
+
+// testLines counts reservations against per-line sub-quotas.
+func testLines(t *testing.T, open func() (store.Store, error)) {
+	ctx := context.Background()
+	s := mustOpen(t, open)
+	if err := s.CreateOrder(ctx, newOrder("o1", 4)); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []store.Quota{{OrderID: "o1", Line: "a", Count: 2}, {OrderID: "o1", Line: "b", Count: 2}} {
+		if err := s.SetQuota(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		op, line, device string
+		want             error
+	}{
+		{"reserve", "a", "d1", nil},
+		{"reserve", "a", "d2", nil},
+		{"reserve", "a", "d3", store.ErrLineExhausted},
+		{"reserve", "a", "d1", nil}, // a retry
+		{"reserve", "c", "d3", store.ErrNotFound},
+		{"spoil", "a", "d2", nil},
+		{"reserve", "a", "d3", store.ErrLineExhausted}, // spoiled units stay counted
+		{"reserve", "b", "d3", nil},
+		{"reserve", "", "d4", nil}, // order-wide: 3 used, 1 spoiled
+		{"reserve", "b", "d5", store.ErrOrderExhausted},
+	}
+	for i, st := range steps {
+		var err error
+		switch {
+		case st.op == "spoil":
+			err = s.Spoil(ctx, "o1", st.device)
+		case st.line == "":
+			_, err = s.Reserve(ctx, "o1", st.device)
+		default:
+			_, err = s.ReserveLine(ctx, "o1", st.line, st.device)
+		}
+		what := fmt.Sprintf("step %d: %s %s %s", i, st.op, st.line, st.device)
+		if st.want != nil {
+			wantErr(t, what, err, st.want)
+		} else if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	qs, err := s.Quotas(ctx, "o1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(qs) != "[{o1 a 2 1 1} {o1 b 2 1 0}]" {
+		t.Fatalf("quotas %v", qs)
+	}
+	if r, _ := s.Reservation(ctx, "d3"); r.Line != "b" {
+		t.Fatalf("reservation of d3 on line %q", r.Line)
+	}
+	wantCounter(t, s, "o1", 3, 1)
+	// A line's count cannot go below what it used.
+	if err := s.SetQuota(ctx, store.Quota{OrderID: "o1", Line: "a", Count: 1}); err == nil {
+		t.Fatal("line quota set below its use")
+	}
+	if err := s.SetQuota(ctx, store.Quota{OrderID: "o1", Line: "b", Count: 3}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testRaceLine races 8 goroutines over 30 reservations on a line of 3 of an
+// order of 10: exactly 3 succeed.
+func testRaceLine(t *testing.T, open func() (store.Store, error)) {
+	ctx := context.Background()
+	s := mustOpen(t, open)
+	if err := s.CreateOrder(ctx, newOrder("o1", 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetQuota(ctx, store.Quota{OrderID: "o1", Line: "a", Count: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ok, exhausted atomic.Int64
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 30 / 8 {
+				_, err := s.ReserveLine(ctx, "o1", "a", fmt.Sprintf("d-%d-%d", w, i))
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, store.ErrLineExhausted):
+					exhausted.Add(1)
+				default:
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 3 {
+		t.Fatalf("%d reserved on a line of 3 (%d exhausted)", ok.Load(), exhausted.Load())
+	}
+	wantCounter(t, s, "o1", 3, 0)
 }

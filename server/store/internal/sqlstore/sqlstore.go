@@ -283,8 +283,14 @@ func (s *Store) SetQuota(ctx context.Context, q store.Quota) error {
 		if _, _, err := s.lockCounter(ctx, tx, q.OrderID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM order_quota WHERE order_id = ? AND line = ?`), q.OrderID, q.Line); err != nil {
+		r, err := tx.ExecContext(ctx, s.q(`UPDATE order_quota SET count = ? WHERE order_id = ? AND line = ?`), q.Count, q.OrderID, q.Line)
+		if err != nil {
+			return s.errorf(fmt.Sprintf("set quota of line %s (below what it used?)", q.Line), err)
+		}
+		if n, err := r.RowsAffected(); err != nil {
 			return s.errorf("set quota", err)
+		} else if n == 1 {
+			return nil
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO order_quota (order_id, line, count) VALUES (?, ?, ?)`), q.OrderID, q.Line, q.Count); err != nil {
 			return s.errorf("set quota", err)
@@ -295,7 +301,7 @@ func (s *Store) SetQuota(ctx context.Context, q store.Quota) error {
 
 // Quotas implements store.Store.
 func (s *Store) Quotas(ctx context.Context, orderID string) ([]store.Quota, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT line, count FROM order_quota WHERE order_id = ? ORDER BY line`), orderID)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT line, count, used, spoiled FROM order_quota WHERE order_id = ? ORDER BY line`), orderID)
 	if err != nil {
 		return nil, s.errorf("list quotas", err)
 	}
@@ -303,7 +309,7 @@ func (s *Store) Quotas(ctx context.Context, orderID string) ([]store.Quota, erro
 	var out []store.Quota
 	for rows.Next() {
 		q := store.Quota{OrderID: orderID}
-		if err := rows.Scan(&q.Line, &q.Count); err != nil {
+		if err := rows.Scan(&q.Line, &q.Count, &q.Used, &q.Spoiled); err != nil {
 			return nil, s.errorf("list quotas", err)
 		}
 		out = append(out, q)
@@ -372,8 +378,8 @@ func (s *Store) reservation(ctx context.Context, r interface {
 	res := store.Reservation{DeviceID: deviceID}
 	var state string
 	var created int64
-	err := r.QueryRowContext(ctx, s.q(`SELECT order_id, state, created FROM reservations WHERE device_id = ?`), deviceID).
-		Scan(&res.OrderID, &state, &created)
+	err := r.QueryRowContext(ctx, s.q(`SELECT order_id, line, state, created FROM reservations WHERE device_id = ?`), deviceID).
+		Scan(&res.OrderID, &res.Line, &state, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return res, fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
 	}
@@ -395,6 +401,19 @@ func (s *Store) Reservation(ctx context.Context, deviceID string) (store.Reserva
 // SELECT … FOR UPDATE), so attempts on one order are serialized; the
 // UPDATE is conditional on used + spoiled < count as well.
 func (s *Store) Reserve(ctx context.Context, orderID, deviceID string) (store.Reservation, error) {
+	return s.reserve(ctx, orderID, "", deviceID)
+}
+
+// ReserveLine implements store.Store: Reserve, with the line's quota row
+// locked and checked after the order's counter.
+func (s *Store) ReserveLine(ctx context.Context, orderID, line, deviceID string) (store.Reservation, error) {
+	if line == "" {
+		return store.Reservation{}, fmt.Errorf("%s: reserve: empty line name", s.d.Name)
+	}
+	return s.reserve(ctx, orderID, line, deviceID)
+}
+
+func (s *Store) reserve(ctx context.Context, orderID, line, deviceID string) (store.Reservation, error) {
 	var res store.Reservation
 	err := s.inTx(ctx, "reserve", func(tx *sql.Tx) error {
 		state, c, err := s.lockCounter(ctx, tx, orderID)
@@ -418,6 +437,23 @@ func (s *Store) Reserve(ctx context.Context, orderID, deviceID string) (store.Re
 		if c.Used+c.Spoiled >= c.Count {
 			return fmt.Errorf("order %s: %w", orderID, store.ErrOrderExhausted)
 		}
+		if line != "" {
+			var count, used, spoiled int64
+			err := tx.QueryRowContext(ctx, s.q(`SELECT count, used, spoiled FROM order_quota WHERE order_id = ? AND line = ? FOR UPDATE`), orderID, line).
+				Scan(&count, &used, &spoiled)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("order %s line %s: %w", orderID, line, store.ErrNotFound)
+			}
+			if err != nil {
+				return s.errorf("lock line quota", err)
+			}
+			if used+spoiled >= count {
+				return fmt.Errorf("order %s line %s: %w", orderID, line, store.ErrLineExhausted)
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE order_quota SET used = used + 1 WHERE order_id = ? AND line = ?`), orderID, line); err != nil {
+				return s.errorf("reserve", err)
+			}
+		}
 		r, err := tx.ExecContext(ctx, s.q(`UPDATE counters SET used = used + 1 WHERE order_id = ? AND used + spoiled < count`), orderID)
 		if err != nil {
 			return s.errorf("reserve", err)
@@ -428,15 +464,15 @@ func (s *Store) Reserve(ctx context.Context, orderID, deviceID string) (store.Re
 			return fmt.Errorf("order %s: %w", orderID, store.ErrOrderExhausted)
 		}
 		now := s.now()
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO reservations (device_id, order_id, state, created) VALUES (?, ?, ?, ?)`),
-			deviceID, orderID, string(store.Reserved), now.UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO reservations (device_id, order_id, line, state, created) VALUES (?, ?, ?, ?, ?)`),
+			deviceID, orderID, line, string(store.Reserved), now.UnixNano()); err != nil {
 			if s.d.IsUniqueViolation(err) {
 				// Reserved at the same moment under another order.
 				return fmt.Errorf("device %s: %w", deviceID, store.ErrDeviceTaken)
 			}
 			return s.errorf("reserve", err)
 		}
-		res = store.Reservation{OrderID: orderID, DeviceID: deviceID, State: store.Reserved, Created: time.Unix(0, now.UnixNano()).UTC()}
+		res = store.Reservation{OrderID: orderID, DeviceID: deviceID, Line: line, State: store.Reserved, Created: time.Unix(0, now.UnixNano()).UTC()}
 		return nil
 	})
 	return res, err
@@ -492,6 +528,11 @@ func (s *Store) Spoil(ctx context.Context, orderID, deviceID string) error {
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE counters SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ?`), orderID); err != nil {
 			return s.errorf("spoil", err)
+		}
+		if res.Line != "" {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE order_quota SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ? AND line = ?`), orderID, res.Line); err != nil {
+				return s.errorf("spoil", err)
+			}
 		}
 		return nil
 	})
