@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Builds the SBM as Cortex-M firmware with TinyGo and boots it under QEMU
+# (docs/silicon.md, issue 13). One command on a fresh Debian 12 machine:
+#
+#     ./scripts/firmware.sh            # install, build, print sizes, boot under QEMU
+#     ./scripts/firmware.sh --no-qemu  # install and build only
+#
+# It installs what it needs and caches it between runs in
+# ${SBM_FIRMWARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sbm-firmware}:
+# Debian's LLVM/Clang/LLD 16, picolibc and QEMU (apt), the Go toolchain
+# TinyGo accepts (through the Go module proxy), and TinyGo itself (module
+# proxy source, built against Debian's LLVM). The firmware is built from a
+# generated module in the cache that holds only the device-side packages
+# with "go 1.24" in its go.mod, so the repository's go.mod (go 1.26.8) is
+# untouched. The ELFs are written to $SBM_FIRMWARE_OUT (default: the
+# cache's out/ directory); SBM_FIRMWARE_VARIANTS="full" builds only the
+# whole SBM (default: full ed25519 p256).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+tinygo_version=0.37.0
+go_version=go1.24.13 # TinyGo 0.37 accepts Go 1.19 to 1.24
+llvm=16
+board=mps2-an385
+cache=${SBM_FIRMWARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sbm-firmware}
+out=${SBM_FIRMWARE_OUT:-$cache/out}
+qemu=1
+for arg in "$@"; do
+	case $arg in
+	--no-qemu) qemu=0 ;;
+	*) echo "usage: $0 [--no-qemu]" >&2; exit 2 ;;
+	esac
+done
+mkdir -p "$cache" "$out"
+hostgo=$(command -v go) # the repository's toolchain, for go list below
+
+# 1. Debian packages. apt-get update runs once per cache, and only when a
+# package is missing.
+pkgs=(llvm-$llvm-dev clang-$llvm lld-$llvm libclang-$llvm-dev
+	picolibc-arm-none-eabi qemu-system-arm)
+need=()
+for p in "${pkgs[@]}"; do
+	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+	echo "== apt-get install ${need[*]}"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	if [ ! -e "$cache/apt-updated" ]; then
+		$SUDO apt-get update -qq
+		touch "$cache/apt-updated"
+	fi
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+libc=/usr/lib/picolibc/arm-none-eabi/lib/release/thumb/v7-m/nofp/libc.a
+libgcc=$(ls /usr/lib/gcc/arm-none-eabi/*/thumb/v7-m/nofp/libgcc.a 2>/dev/null | head -1)
+[ -f "$libc" ] && [ -n "$libgcc" ] || { echo "picolibc or libgcc for armv7-m not found" >&2; exit 1; }
+
+# 2. The Go toolchain TinyGo accepts, downloaded by the go command.
+goroot=$(GOTOOLCHAIN=$go_version go env GOROOT)
+export PATH="$goroot/bin:/usr/lib/llvm-$llvm/bin:$PATH" GOTOOLCHAIN=local
+unset GOROOT
+echo "== $(go version)"
+
+# 3. TinyGo from the module proxy, built with the llvm16 tag. The module zip
+# lacks TinyGo's git submodules: src/net is not needed (an empty directory),
+# compiler-rt and picolibc are replaced by Debian's libgcc and picolibc in
+# the target (step 4). The runtime is patched so that the MPS2 boards print
+# over semihosting.
+tinygo=$cache/tinygo-$tinygo_version
+if [ ! -x "$tinygo/bin/tinygo" ]; then
+	echo "== building TinyGo $tinygo_version (about 2 minutes)"
+	src=$(cd "$cache" && go mod download -json "github.com/tinygo-org/tinygo@v$tinygo_version" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -d "$src" ] || { echo "go mod download of TinyGo failed" >&2; exit 1; }
+	rm -rf "$tinygo.tmp"
+	cp -r "$src" "$tinygo.tmp"
+	chmod -R u+w "$tinygo.tmp"
+	mkdir -p "$tinygo.tmp/src/net"
+	rt=$tinygo.tmp/src/runtime
+	python3 - "$rt/runtime_cortexm_qemu.go" <<-'EOF'
+		import sys
+		p = sys.argv[1]
+		s = open(p).read()
+		old = "func putchar(c byte) {\n\tstdoutWrite.Set(uint8(c))\n}"
+		new = ("func putchar(c byte) {\n\tif mps2 {\n"
+		       "\t\t// sbm firmware.sh: console over semihosting (SYS_WRITEC) on the MPS2 boards.\n"
+		       "\t\tarm.SemihostingCall(arm.SemihostingWriteByte, uintptr(unsafe.Pointer(&c)))\n"
+		       "\t\treturn\n\t}\n\tstdoutWrite.Set(uint8(c))\n}")
+		assert old in s, "runtime_cortexm_qemu.go: putchar not found"
+		open(p, "w").write(s.replace(old, new))
+	EOF
+	printf '//go:build cortexm && qemu && mps2\n\npackage runtime\n\nconst mps2 = true\n' >"$rt/runtime_cortexm_qemu_mps2.go"
+	printf '//go:build cortexm && qemu && !mps2\n\npackage runtime\n\nconst mps2 = false\n' >"$rt/runtime_cortexm_qemu_nomps2.go"
+	(cd "$tinygo.tmp" && CGO_ENABLED=1 CC=clang-$llvm CXX=clang++-$llvm \
+		go build -tags llvm$llvm -o bin/tinygo .)
+	rm -rf "$tinygo"
+	mv "$tinygo.tmp" "$tinygo"
+fi
+echo "== $("$tinygo/bin/tinygo" version)"
+
+# 4. The board target: Cortex-M3, QEMU's mps2-an385 memory map (4 MiB
+# SSRAM1 at 0 for code, 4 MiB SSRAM2/3 at 0x20000000),
+# Debian's picolibc and libgcc instead of TinyGo's own builds.
+target=$cache/target
+mkdir -p "$target"
+# TinyGo's stack-size analysis cannot read GCC's .debug_frame: link copies
+# of the archives without debug sections.
+for a in "$libc" "$libgcc"; do
+	[ -f "$target/$(basename "$a")" ] || llvm-objcopy-$llvm --strip-debug "$a" "$target/$(basename "$a")"
+done
+libc=$target/libc.a
+libgcc=$target/libgcc.a
+cat >"$target/$board.ld" <<'EOF'
+MEMORY
+{
+    FLASH_TEXT (rw) : ORIGIN = 0x00000000, LENGTH = 4M
+    RAM (xrw)       : ORIGIN = 0x20000000, LENGTH = 4M
+}
+_stack_size = 32K;
+INCLUDE "targets/arm.ld"
+EOF
+cat >"$target/$board.json" <<EOF
+{
+	"llvm-target": "thumbv7m-unknown-unknown-eabi",
+	"cpu": "cortex-m3",
+	"features": "+armv7-m,+hwdiv,+soft-float,+thumb-mode,-aes,-bf16,-cdecp0,-cdecp1,-cdecp2,-cdecp3,-cdecp4,-cdecp5,-cdecp6,-cdecp7,-crc,-crypto,-d32,-dotprod,-dsp,-fp-armv8,-fp-armv8d16,-fp-armv8d16sp,-fp-armv8sp,-fp16,-fp16fml,-fp64,-fpregs,-fullfp16,-hwdiv-arm,-i8mm,-lob,-mve,-mve.fp,-neon,-pacbti,-ras,-sb,-sha2,-vfp2,-vfp2sp,-vfp3,-vfp3d16,-vfp3d16sp,-vfp3sp,-vfp4,-vfp4d16,-vfp4d16sp,-vfp4sp",
+	"build-tags": ["cortexm", "baremetal", "linux", "arm", "qemu", "mps2", "mps2_an385"],
+	"goos": "linux",
+	"goarch": "arm",
+	"gc": "conservative",
+	"scheduler": "tasks",
+	"linker": "ld.lld",
+	"automatic-stack-size": true,
+	"default-stack-size": 8192,
+	"cflags": ["-Werror", "-fshort-enums", "-fomit-frame-pointer", "-mfloat-abi=soft",
+		"-fno-exceptions", "-fno-unwind-tables", "-fno-asynchronous-unwind-tables",
+		"-ffunction-sections", "-fdata-sections"],
+	"ldflags": ["--emit-relocs", "--gc-sections", "$libc", "$libgcc"],
+	"linkerscript": "$target/$board.ld",
+	"extra-files": ["src/device/arm/cortexm.S", "src/internal/task/task_stack_cortexm.S", "src/runtime/asm_arm.S", "targets/cortex-m-qemu.s"],
+	"emulator": "qemu-system-arm -M $board -nographic -semihosting -kernel {}"
+}
+EOF
+
+# 5. A generated module with the firmware's main and the device-side
+# packages it imports (non-test files only), at go 1.24.
+mod=$cache/mod
+rm -rf "$mod"
+mkdir -p "$mod"
+printf 'module github.com/sbm-project/sbm\n\ngo 1.24\n' >"$mod/go.mod"
+# (-e: the host's go list does not know TinyGo's own packages such as
+# device/arm; they have no module and are left to TinyGo.)
+dirs=$(cd "$root" && GOTOOLCHAIN=auto "$hostgo" list -e -tags tinygo -deps \
+	-f '{{if and (not .Standard) .Module}}{{.Dir}}{{end}}' ./firmware/mps2)
+for d in $dirs; do
+	rel=${d#"$root"/}
+	mkdir -p "$mod/$rel"
+	for f in "$d"/*.go; do
+		case $f in *_test.go) continue ;; esac
+		cp "$f" "$mod/$rel/"
+	done
+done
+echo "== module $mod: $(echo "$dirs" | wc -w) packages"
+
+# 6. Build the firmware: the whole SBM, and one-suite variants that link
+# only that suite's signature primitives.
+# shellcheck disable=SC2206
+variants=(${SBM_FIRMWARE_VARIANTS:-full ed25519 p256})
+for v in "${variants[@]}"; do
+	tags=""
+	[ "$v" = full ] || tags="-tags sbmfw_$v"
+	elf=$out/sbm-$board-$v.elf
+	echo "== tinygo build $v -> $elf"
+	# shellcheck disable=SC2086
+	(cd "$mod" && "$tinygo/bin/tinygo" build -target "$target/$board.json" -opt z $tags \
+		-o "$elf" ./firmware/mps2)
+done
+echo "== sizes (bytes; flash = text + data, RAM = data + bss, heap not included)"
+elfs=()
+for v in "${variants[@]}"; do elfs+=("sbm-$board-$v.elf"); done
+(cd "$out" && llvm-size-$llvm "${elfs[@]}")
+
+# 7. Boot each ELF under QEMU and check it ran.
+if ((qemu)); then
+	for v in "${variants[@]}"; do
+		elf=$out/sbm-$board-$v.elf
+		echo "== qemu-system-arm -M $board ... $elf"
+		log=$(timeout 60 qemu-system-arm -M $board -nographic -monitor none -semihosting -kernel "$elf" </dev/null 2>&1) || true
+		echo "$log"
+		grep -q "sbm core linked" <<<"$log" || { echo "firmware $v did not report success" >&2; exit 1; }
+	done
+fi
+echo "== ok"
