@@ -142,7 +142,8 @@ func parseAPILine(line string) (apiKey, bool) {
 
 // toolchainChecker type-checks packages from source as the firmware
 // toolchain would see them: files selected by firmwareContext, language
-// version firmwareGoVersion, and no standard-library API newer than it.
+// version firmwareGoVersion, 32-bit int (a constant that overflows it is
+// an error), and no standard-library API newer than firmwareGoVersion.
 type toolchainChecker struct {
 	root    string // module root
 	fset    *token.FileSet
@@ -210,6 +211,7 @@ func (c *toolchainChecker) check(path, dir string) *types.Package {
 	}
 	conf := types.Config{
 		GoVersion: firmwareGoVersion,
+		Sizes:     types.SizesFor("gc", "arm"), // 32-bit int and uintptr, as on the Cortex-M
 		Importer:  c,
 		Error:     func(err error) { c.errorf("%s: %v", path, err) },
 	}
@@ -403,13 +405,20 @@ func TestFirmwareToolchain(t *testing.T) {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
+	for _, p := range paths {
+		if c.checked[p] == nil || len(c.checked[p].Scope().Names()) == 0 {
+			t.Errorf("%s: not type-checked", p)
+		}
+	}
+	sort.Strings(c.errs)
 	for _, e := range c.errs {
 		t.Error(e)
 	}
 }
 
 // TestToolchainCatchesViolations runs the toolchain check on a fixture
-// that uses Go 1.25 and 1.26 API and a Go 1.26 language feature.
+// that uses Go 1.25 API, a Go 1.26 language feature and a constant that
+// overflows a 32-bit int.
 func TestToolchainCatchesViolations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -423,11 +432,13 @@ func TestToolchainCatchesViolations(t *testing.T) {
 	want := []string{
 		"crypto/ecdsa.ParseUncompressedPublicKey is newer than go1.24",
 		"crypto/ecdsa.PublicKey.Bytes is newer than go1.24",
-		"requires go1.26 or later", // new(expr)
+		"requires go1.26 or later",                         // new(expr)
+		"as int value in variable declaration (overflows)", // 1 << 40 on a 32-bit int
 	}
 	if c.newer != nil {
 		want = append(want, "sync.WaitGroup.Go is newer than go1.24 (added in go1.25)")
 	}
+	sort.Strings(c.errs)
 	all := strings.Join(c.errs, "\n")
 	for _, w := range want {
 		if !strings.Contains(all, w) {

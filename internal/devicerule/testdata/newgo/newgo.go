@@ -22,3 +22,6 @@ func Run(wg *sync.WaitGroup, f func()) { wg.Go(f) }
 
 // Answer uses new with an expression (Go 1.26).
 func Answer() *int { return new(42) }
+
+// Big overflows the 32-bit int of the Cortex-M.
+var Big int = 1 << 40
