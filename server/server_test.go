@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -355,5 +356,30 @@ func TestTwoInstances(t *testing.T) {
 	st, err := b.operator(t).Order(ctx, o.IDString())
 	if err != nil || st.Count != 2 {
 		t.Fatalf("order on the other instance: %+v, %v", st, err)
+	}
+}
+
+// TestHealthStoreDown: /healthz says 503 when the store does not answer.
+func TestHealthStoreDown(t *testing.T) {
+	st := engines[0].open(t)
+	srv, err := New(Config{Context: newContext(t), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	rec := httptest.NewRecorder()
+	srv.HealthHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "store unavailable") {
+		t.Fatalf("healthz with the store closed: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	srv.HealthHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/orders", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("the health listener serves /v1/orders: %d", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/orders", nil))
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("/v1/orders without TLS: %d", rec.Code)
 	}
 }
