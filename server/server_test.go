@@ -3,7 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
@@ -142,6 +145,7 @@ func TestRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	device := deviceCredential(t, c)
 	// A client that trusts the server but presents no certificate.
 	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.ServiceCAPool()}}}
 	defer anon.CloseIdleConnections()
@@ -165,6 +169,7 @@ func TestRefusals(t *testing.T) {
 			_, err := cl.LoadOrder(ctx, signed)
 			return err
 		}, "(403)"},
+		{"device lists orders", device, func(cl *Client) error { _, err := cl.Orders(ctx); return err }, "(403): certificate \"SBM device 01020304\": certificate does not have the required service role operator (it names none)"},
 		{"station reads metrics", station, func(cl *Client) error { return cl.do(ctx, http.MethodGet, "/metrics", "", nil, nil) }, "(403)"},
 	}
 	for _, tt := range tests {
@@ -382,4 +387,31 @@ func TestHealthStoreDown(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized {
 		t.Fatalf("/v1/orders without TLS: %d", rec.Code)
 	}
+}
+
+// deviceCredential is a device certificate of c's device CA with its key,
+// as a provisioned device holds them.
+func deviceCredential(t *testing.T, c *trust.Context) *trust.ServiceCredential {
+	t.Helper()
+	key, err := c.Suite().GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := c.Suite().GenerateKeyAgreementKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := c.IssueDeviceCertificate(csr, []byte{1, 2, 3, 4}, ka.PublicKey(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &trust.ServiceCredential{Certificate: cert, Chain: []*x509.Certificate{c.DeviceCACertificate()}, Key: key}
 }
