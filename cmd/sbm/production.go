@@ -150,7 +150,7 @@ printed.`,
 				return err
 			}
 			if asJSON {
-				return printJSON(cio.stdout, map[string]any{"order_id": o.IDString(), "count": o.Count,
+				return printJSON(cio.stdout, map[string]any{"id": o.IDString(), "count": o.Count,
 					"not_before": o.NotBefore, "not_after": o.NotAfter, "stations": len(o.Stations)})
 			}
 			fmt.Fprintf(cio.stdout, "order %s: %d devices, valid until %s, %d stations\n",
@@ -296,6 +296,9 @@ func newProductionStatusCmd(cio *cliIO) *cobra.Command {
 			for _, o := range orders {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", o.ID, o.State, o.Count, o.Used, o.Spoiled, o.Remaining,
 					o.NotAfter.UTC().Format(time.RFC3339))
+				for _, l := range o.Lines {
+					fmt.Fprintf(tw, "  line %s\t\t%d\t%d\t%d\t%d\t\n", l.Name, l.Count, l.Used, l.Spoiled, l.Remaining)
+				}
 			}
 			return tw.Flush()
 		},
