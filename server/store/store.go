@@ -160,7 +160,8 @@ type Store interface {
 	// reservation yet. A device's second Reserve on the same order returns
 	// its existing reservation (Existing set) without counting again.
 	// Errors: ErrNotFound, ErrOrderRevoked, ErrOrderExhausted,
-	// ErrDeviceTaken.
+	// ErrDeviceTaken. Reserve does not check the order's validity window or
+	// its stations: the caller checks those against the signed order.
 	Reserve(ctx context.Context, orderID, deviceID string) (Reservation, error)
 	// ReserveLine is Reserve counting against one production line's
 	// sub-quota too: the line's Used + Spoiled must stay within its Count
