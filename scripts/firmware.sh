@@ -38,7 +38,7 @@ hostgo=$(command -v go) # the repository's toolchain, for go list below
 # 1. Debian packages. apt-get update runs once per cache, and only when a
 # package is missing.
 pkgs=(llvm-$llvm-dev clang-$llvm lld-$llvm libclang-$llvm-dev
-	picolibc-arm-none-eabi qemu-system-arm)
+	picolibc-arm-none-eabi gcc-arm-none-eabi qemu-system-arm)
 need=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
