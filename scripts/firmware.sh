@@ -14,7 +14,8 @@
 # with "go 1.24" in its go.mod, so the repository's go.mod (go 1.26.8) is
 # untouched. The ELFs are written to $SBM_FIRMWARE_OUT (default: the
 # cache's out/ directory); SBM_FIRMWARE_VARIANTS="full" builds only the
-# whole SBM (default: full ed25519 p256).
+# whole SBM (default: full ed25519 p256); SBM_FIRMWARE_BOARDS="mps2-an385
+# mps2-an505" adds the Cortex-M33 board (default: mps2-an385).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -22,7 +23,6 @@ root=$PWD
 tinygo_version=0.37.0
 go_version=go1.24.13 # TinyGo 0.37 accepts Go 1.19 to 1.24
 llvm=16
-board=mps2-an385
 cache=${SBM_FIRMWARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sbm-firmware}
 out=${SBM_FIRMWARE_OUT:-$cache/out}
 qemu=1
@@ -53,9 +53,6 @@ if ((${#need[@]})); then
 	fi
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-libc=/usr/lib/picolibc/arm-none-eabi/lib/release/thumb/v7-m/nofp/libc.a
-libgcc=$(ls /usr/lib/gcc/arm-none-eabi/*/thumb/v7-m/nofp/libgcc.a 2>/dev/null | head -1)
-[ -f "$libc" ] && [ -n "$libgcc" ] || { echo "picolibc or libgcc for armv7-m not found" >&2; exit 1; }
 
 # 2. The Go toolchain TinyGo accepts, downloaded by the go command.
 goroot=$(GOTOOLCHAIN=$go_version go env GOROOT)
@@ -100,49 +97,67 @@ if [ ! -x "$tinygo/bin/tinygo" ]; then
 fi
 echo "== $("$tinygo/bin/tinygo" version)"
 
-# 4. The board target: Cortex-M3, QEMU's mps2-an385 memory map (4 MiB
-# SSRAM1 at 0 for code, 4 MiB SSRAM2/3 at 0x20000000),
-# Debian's picolibc and libgcc instead of TinyGo's own builds.
+# 4. The board targets, for QEMU's MPS2 boards: mps2-an385 (Cortex-M3;
+# 4 MiB SSRAM1 at 0 for code, 4 MiB SSRAM2/3 at 0x20000000) and mps2-an505
+# (Cortex-M33, booting in the Secure state: code at the secure alias
+# 0x10000000, RAM at 0x38000000). Debian's picolibc and libgcc replace
+# TinyGo's own builds; TinyGo's stack-size analysis cannot read GCC's
+# .debug_frame, so copies of the archives without debug sections are linked.
 target=$cache/target
 mkdir -p "$target"
-# TinyGo's stack-size analysis cannot read GCC's .debug_frame: link copies
-# of the archives without debug sections.
-for a in "$libc" "$libgcc"; do
-	[ -f "$target/$(basename "$a")" ] || llvm-objcopy-$llvm --strip-debug "$a" "$target/$(basename "$a")"
-done
-libc=$target/libc.a
-libgcc=$target/libgcc.a
-cat >"$target/$board.ld" <<'EOF'
-MEMORY
-{
-    FLASH_TEXT (rw) : ORIGIN = 0x00000000, LENGTH = 4M
-    RAM (xrw)       : ORIGIN = 0x20000000, LENGTH = 4M
+m3_features="+armv7-m,+hwdiv,+soft-float,+thumb-mode,-aes,-bf16,-cdecp0,-cdecp1,-cdecp2,-cdecp3,-cdecp4,-cdecp5,-cdecp6,-cdecp7,-crc,-crypto,-d32,-dotprod,-dsp,-fp-armv8,-fp-armv8d16,-fp-armv8d16sp,-fp-armv8sp,-fp16,-fp16fml,-fp64,-fpregs,-fullfp16,-hwdiv-arm,-i8mm,-lob,-mve,-mve.fp,-neon,-pacbti,-ras,-sb,-sha2,-vfp2,-vfp2sp,-vfp3,-vfp3d16,-vfp3d16sp,-vfp3sp,-vfp4,-vfp4d16,-vfp4d16sp,-vfp4sp"
+m33_features="+armv8-m.main,+dsp,+hwdiv,+soft-float,+thumb-mode,-aes,-bf16,-cdecp0,-cdecp1,-cdecp2,-cdecp3,-cdecp4,-cdecp5,-cdecp6,-cdecp7,-crc,-crypto,-d32,-dotprod,-fp-armv8,-fp-armv8d16,-fp-armv8d16sp,-fp-armv8sp,-fp16,-fp16fml,-fp64,-fpregs,-fullfp16,-hwdiv-arm,-i8mm,-lob,-mve,-mve.fp,-neon,-pacbti,-ras,-sb,-sha2,-vfp2,-vfp2sp,-vfp3,-vfp3d16,-vfp3d16sp,-vfp3sp,-vfp4,-vfp4d16,-vfp4d16sp,-vfp4sp"
+write_target() { # board
+	local board=$1 triple cpu features arch code ram
+	case $board in
+	mps2-an385) triple=thumbv7m-unknown-unknown-eabi cpu=cortex-m3 features=$m3_features arch=v7-m code=0x00000000 ram=0x20000000 ;;
+	mps2-an505) triple=thumbv8m.main-unknown-unknown-eabi cpu=cortex-m33 features=$m33_features arch=v8-m.main code=0x10000000 ram=0x38000000 ;;
+	*) echo "unknown board $board (mps2-an385, mps2-an505)" >&2; exit 2 ;;
+	esac
+	local libc=/usr/lib/picolibc/arm-none-eabi/lib/release/thumb/$arch/nofp/libc.a
+	local libgcc
+	libgcc=$(ls /usr/lib/gcc/arm-none-eabi/*/thumb/"$arch"/nofp/libgcc.a 2>/dev/null | head -1)
+	[ -f "$libc" ] && [ -n "$libgcc" ] || { echo "picolibc or libgcc for $arch not found" >&2; exit 1; }
+	mkdir -p "$target/$arch"
+	for a in "$libc" "$libgcc"; do
+		[ -f "$target/$arch/$(basename "$a")" ] ||
+			llvm-objcopy-$llvm --strip-debug "$a" "$target/$arch/$(basename "$a")"
+	done
+	cat >"$target/$board.ld" <<-EOF
+		MEMORY
+		{
+		    FLASH_TEXT (rw) : ORIGIN = $code, LENGTH = 4M
+		    RAM (xrw)       : ORIGIN = $ram, LENGTH = 4M
+		}
+		_stack_size = 32K;
+		INCLUDE "targets/arm.ld"
+	EOF
+	cat >"$target/$board.json" <<-EOF
+		{
+			"llvm-target": "$triple",
+			"cpu": "$cpu",
+			"features": "$features",
+			"build-tags": ["cortexm", "baremetal", "linux", "arm", "qemu", "mps2", "${board//-/_}"],
+			"goos": "linux",
+			"goarch": "arm",
+			"gc": "conservative",
+			"scheduler": "tasks",
+			"linker": "ld.lld",
+			"automatic-stack-size": true,
+			"default-stack-size": 8192,
+			"cflags": ["-Werror", "-fshort-enums", "-fomit-frame-pointer", "-mfloat-abi=soft",
+				"-fno-exceptions", "-fno-unwind-tables", "-fno-asynchronous-unwind-tables",
+				"-ffunction-sections", "-fdata-sections"],
+			"ldflags": ["--emit-relocs", "--gc-sections", "$target/$arch/libc.a", "$target/$arch/libgcc.a"],
+			"linkerscript": "$target/$board.ld",
+			"extra-files": ["src/device/arm/cortexm.S", "src/internal/task/task_stack_cortexm.S", "src/runtime/asm_arm.S", "targets/cortex-m-qemu.s"],
+			"emulator": "qemu-system-arm -M $board -nographic -semihosting -kernel {}"
+		}
+	EOF
 }
-_stack_size = 32K;
-INCLUDE "targets/arm.ld"
-EOF
-cat >"$target/$board.json" <<EOF
-{
-	"llvm-target": "thumbv7m-unknown-unknown-eabi",
-	"cpu": "cortex-m3",
-	"features": "+armv7-m,+hwdiv,+soft-float,+thumb-mode,-aes,-bf16,-cdecp0,-cdecp1,-cdecp2,-cdecp3,-cdecp4,-cdecp5,-cdecp6,-cdecp7,-crc,-crypto,-d32,-dotprod,-dsp,-fp-armv8,-fp-armv8d16,-fp-armv8d16sp,-fp-armv8sp,-fp16,-fp16fml,-fp64,-fpregs,-fullfp16,-hwdiv-arm,-i8mm,-lob,-mve,-mve.fp,-neon,-pacbti,-ras,-sb,-sha2,-vfp2,-vfp2sp,-vfp3,-vfp3d16,-vfp3d16sp,-vfp3sp,-vfp4,-vfp4d16,-vfp4d16sp,-vfp4sp",
-	"build-tags": ["cortexm", "baremetal", "linux", "arm", "qemu", "mps2", "mps2_an385"],
-	"goos": "linux",
-	"goarch": "arm",
-	"gc": "conservative",
-	"scheduler": "tasks",
-	"linker": "ld.lld",
-	"automatic-stack-size": true,
-	"default-stack-size": 8192,
-	"cflags": ["-Werror", "-fshort-enums", "-fomit-frame-pointer", "-mfloat-abi=soft",
-		"-fno-exceptions", "-fno-unwind-tables", "-fno-asynchronous-unwind-tables",
-		"-ffunction-sections", "-fdata-sections"],
-	"ldflags": ["--emit-relocs", "--gc-sections", "$libc", "$libgcc"],
-	"linkerscript": "$target/$board.ld",
-	"extra-files": ["src/device/arm/cortexm.S", "src/internal/task/task_stack_cortexm.S", "src/runtime/asm_arm.S", "targets/cortex-m-qemu.s"],
-	"emulator": "qemu-system-arm -M $board -nographic -semihosting -kernel {}"
-}
-EOF
+# shellcheck disable=SC2206
+boards=(${SBM_FIRMWARE_BOARDS:-mps2-an385})
+for board in "${boards[@]}"; do write_target "$board"; done
 
 # 5. A generated module with the firmware's main and the device-side
 # packages it imports (non-test files only), at go 1.24.
@@ -164,32 +179,39 @@ for d in $dirs; do
 done
 echo "== module $mod: $(echo "$dirs" | wc -w) packages"
 
-# 6. Build the firmware: the whole SBM, and one-suite variants that link
-# only that suite's signature primitives.
+# 6. Build the firmware for each board: the whole SBM, and one-suite
+# variants that link only that suite's signature primitives.
 # shellcheck disable=SC2206
 variants=(${SBM_FIRMWARE_VARIANTS:-full ed25519 p256})
-for v in "${variants[@]}"; do
-	tags=""
-	[ "$v" = full ] || tags="-tags sbmfw_$v"
-	elf=$out/sbm-$board-$v.elf
-	echo "== tinygo build $v -> $elf"
-	# shellcheck disable=SC2086
-	(cd "$mod" && "$tinygo/bin/tinygo" build -target "$target/$board.json" -opt z $tags \
-		-o "$elf" ./firmware/mps2)
+for board in "${boards[@]}"; do
+	for v in "${variants[@]}"; do
+		tags=""
+		[ "$v" = full ] || tags="-tags sbmfw_$v"
+		elf=$out/sbm-$board-$v.elf
+		echo "== tinygo build $board $v -> $elf"
+		# shellcheck disable=SC2086
+		(cd "$mod" && "$tinygo/bin/tinygo" build -target "$target/$board.json" -opt z $tags \
+			-o "$elf" ./firmware/mps2)
+	done
 done
 echo "== sizes (bytes; flash = text + data, RAM = data + bss, heap not included)"
 elfs=()
-for v in "${variants[@]}"; do elfs+=("sbm-$board-$v.elf"); done
+for board in "${boards[@]}"; do
+	for v in "${variants[@]}"; do elfs+=("sbm-$board-$v.elf"); done
+done
 (cd "$out" && llvm-size-$llvm "${elfs[@]}")
 
 # 7. Boot each ELF under QEMU and check it ran.
 if ((qemu)); then
-	for v in "${variants[@]}"; do
-		elf=$out/sbm-$board-$v.elf
-		echo "== qemu-system-arm -M $board ... $elf"
-		log=$(timeout 60 qemu-system-arm -M $board -nographic -monitor none -semihosting -kernel "$elf" </dev/null 2>&1) || true
-		echo "$log"
-		grep -q "sbm core linked" <<<"$log" || { echo "firmware $v did not report success" >&2; exit 1; }
+	for board in "${boards[@]}"; do
+		for v in "${variants[@]}"; do
+			elf=$out/sbm-$board-$v.elf
+			echo "== qemu-system-arm -M $board ... $elf"
+			log=$(timeout 60 qemu-system-arm -M "$board" -nographic -monitor none -semihosting \
+				-kernel "$elf" </dev/null 2>&1) || true
+			echo "$log"
+			grep -q "sbm core linked" <<<"$log" || { echo "firmware $board $v did not report success" >&2; exit 1; }
+		done
 	done
 fi
 echo "== ok"

@@ -1,7 +1,9 @@
 //go:build tinygo
 
-// Command mps2 is the SBM firmware for QEMU's mps2-an385 board (Arm
-// Cortex-M3), built with TinyGo by scripts/firmware.sh (docs/silicon.md).
+// Command mps2 is the SBM firmware for QEMU's MPS2 boards, mps2-an385 (Arm
+// Cortex-M3) and mps2-an505 (Cortex-M33; build tag mps2_an385 or
+// mps2_an505, set by the target), built with TinyGo by scripts/firmware.sh
+// (docs/silicon.md).
 //
 // This is phase 1 of issue 13: it links the SBM core and runs it on an
 // in-RAM stand-in for the board's hardware (ramhal.go), printing to the
@@ -22,7 +24,7 @@ import (
 var testBuffer = []byte("abc")
 
 func main() {
-	println("sbm firmware: mps2-an385 (Cortex-M3), variant", variant)
+	println("sbm firmware:", boardName+", variant", variant)
 	sum := sha256.Sum256(testBuffer)
 	println("sha256(\"abc\") =", hex.EncodeToString(sum[:]))
 	if !run() {
