@@ -28,6 +28,9 @@ func cacheDir() string {
 //
 //	./scripts/firmware.sh   # once: installs and caches the toolchain
 //	SBM_FIRMWARE_TEST=1 go test ./firmware -run TestFirmwareBootsUnderQEMU -v
+//
+// SBM_FIRMWARE_BOARDS="mps2-an385 mps2-an505" (passed on to the script)
+// also builds and boots the Cortex-M33 board.
 func TestFirmwareBootsUnderQEMU(t *testing.T) {
 	if os.Getenv("SBM_FIRMWARE_TEST") != "1" {
 		t.Skip("firmware build not requested: set SBM_FIRMWARE_TEST=1 (takes minutes; see docs/silicon.md)")
