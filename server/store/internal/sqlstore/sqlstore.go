@@ -480,33 +480,32 @@ func (s *Store) reserve(ctx context.Context, orderID, line, deviceID string) (st
 
 // Commit implements store.Store.
 func (s *Store) Commit(ctx context.Context, orderID, deviceID string) error {
-	return s.inTx(ctx, "commit", func(tx *sql.Tx) error {
-		if _, _, err := s.lockCounter(ctx, tx, orderID); err != nil {
-			return err
-		}
-		res, err := s.reservation(ctx, tx, deviceID)
-		if err != nil {
-			return err
-		}
-		if res.OrderID != orderID {
-			return fmt.Errorf("device %s under order %s: %w", deviceID, orderID, store.ErrNotFound)
-		}
-		switch res.State {
-		case store.Committed:
-			return nil
-		case store.Spoiled:
-			return fmt.Errorf("device %s is spoiled: %w", deviceID, store.ErrReservationState)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE reservations SET state = ? WHERE device_id = ?`), string(store.Committed), deviceID); err != nil {
-			return s.errorf("commit", err)
-		}
-		return nil
-	})
+	return s.settle(ctx, "commit", orderID, deviceID, store.Committed, store.Spoiled, "spoiled", nil)
 }
 
 // Spoil implements store.Store.
 func (s *Store) Spoil(ctx context.Context, orderID, deviceID string) error {
-	return s.inTx(ctx, "spoil", func(tx *sql.Tx) error {
+	return s.settle(ctx, "spoil", orderID, deviceID, store.Spoiled, store.Committed, "certified",
+		func(tx *sql.Tx, res store.Reservation) error {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE counters SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ?`), orderID); err != nil {
+				return err
+			}
+			if res.Line != "" {
+				if _, err := tx.ExecContext(ctx, s.q(`UPDATE order_quota SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ? AND line = ?`), orderID, res.Line); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+}
+
+// settle moves the reservation of deviceID under orderID to state to, in
+// one transaction holding the order's counter lock: a no-op if it is there
+// already, ErrReservationState if it is in state other (described by
+// otherName); then also runs counts (nil: none) in the transaction.
+func (s *Store) settle(ctx context.Context, op, orderID, deviceID string, to, other store.ReservationState, otherName string,
+	counts func(tx *sql.Tx, res store.Reservation) error) error {
+	return s.inTx(ctx, op, func(tx *sql.Tx) error {
 		if _, _, err := s.lockCounter(ctx, tx, orderID); err != nil {
 			return err
 		}
@@ -518,20 +517,17 @@ func (s *Store) Spoil(ctx context.Context, orderID, deviceID string) error {
 			return fmt.Errorf("device %s under order %s: %w", deviceID, orderID, store.ErrNotFound)
 		}
 		switch res.State {
-		case store.Spoiled:
+		case to:
 			return nil
-		case store.Committed:
-			return fmt.Errorf("device %s is certified: %w", deviceID, store.ErrReservationState)
+		case other:
+			return fmt.Errorf("device %s is %s: %w", deviceID, otherName, store.ErrReservationState)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE reservations SET state = ? WHERE device_id = ?`), string(store.Spoiled), deviceID); err != nil {
-			return s.errorf("spoil", err)
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE reservations SET state = ? WHERE device_id = ?`), string(to), deviceID); err != nil {
+			return s.errorf(op, err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE counters SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ?`), orderID); err != nil {
-			return s.errorf("spoil", err)
-		}
-		if res.Line != "" {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE order_quota SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ? AND line = ?`), orderID, res.Line); err != nil {
-				return s.errorf("spoil", err)
+		if counts != nil {
+			if err := counts(tx, res); err != nil {
+				return s.errorf(op, err)
 			}
 		}
 		return nil
