@@ -15,18 +15,7 @@ import (
 // ≥ 0.95); boot-vs-raw is the same for a whole boot (storage load, PUF key
 // recovery, key derivation, verification, launch).
 func BenchmarkBootVerify(b *testing.B) {
-	bd, err := vmcu.LookupBoard("default")
-	if err != nil {
-		b.Fatal(err)
-	}
-	v := &dev{t: b, d: vmcu.NewMemory(bd, 42), c: ctxA}
-	v.installSBM()
-	v.provision(false)
-	rel := newRelease(b, ctxA, appData(1<<20, 7), "1.0.0", 1)
-	if err := v.install(rel.forDevice(v)); err != nil {
-		b.Fatal(err)
-	}
-	v.expectBoot(rel)
+	v, rel := bootedMiB(b, 42)
 	f := v.d.Flash(hal.PrivSBM)
 	r, _ := f.Geometry().Region(hal.RegionPrimary)
 	var tRaw, tVerify, tBoot time.Duration
@@ -72,18 +61,7 @@ func BenchmarkBootVerify(b *testing.B) {
 // mac-vs-integrity is the MAC load's time / the integrity load's;
 // mac-share-of-boot is (MAC load − integrity load) / boot.
 func BenchmarkStorageLoad(b *testing.B) {
-	bd, err := vmcu.LookupBoard("default")
-	if err != nil {
-		b.Fatal(err)
-	}
-	v := &dev{t: b, d: vmcu.NewMemory(bd, 43), c: ctxA}
-	v.installSBM()
-	v.provision(false)
-	rel := newRelease(b, ctxA, appData(1<<20, 7), "1.0.0", 1)
-	if err := v.install(rel.forDevice(v)); err != nil {
-		b.Fatal(err)
-	}
-	v.expectBoot(rel)
+	v, _ := bootedMiB(b, 43)
 	f := v.d.Flash(hal.PrivSBM)
 	var tMAC, tInt, tBoot time.Duration
 	timed := func(fn func()) time.Duration { t := time.Now(); fn(); return time.Since(t) }
@@ -109,4 +87,23 @@ func BenchmarkStorageLoad(b *testing.B) {
 	b.ReportMetric(float64(tBoot.Nanoseconds())/n, "ns/boot")
 	b.ReportMetric(float64(tMAC)/float64(tInt), "mac-vs-integrity")
 	b.ReportMetric(float64(tMAC-tInt)/float64(tBoot), "mac-share-of-boot")
+}
+
+// bootedMiB returns a provisioned device of the default board (chip seed)
+// running a verified 1 MiB application, and that release.
+func bootedMiB(b *testing.B, seed uint64) (*dev, *release) {
+	b.Helper()
+	bd, err := vmcu.LookupBoard("default")
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := &dev{t: b, d: vmcu.NewMemory(bd, seed), c: ctxA}
+	v.installSBM()
+	v.provision(false)
+	rel := newRelease(b, ctxA, appData(1<<20, 7), "1.0.0", 1)
+	if err := v.install(rel.forDevice(v)); err != nil {
+		b.Fatal(err)
+	}
+	v.expectBoot(rel)
+	return v, rel
 }
