@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sbm-project/sbm/server/auditlog"
 	"github.com/sbm-project/sbm/server/store"
 )
 
@@ -164,6 +165,58 @@ func (t timedStore) Reservation(ctx context.Context, deviceID string) (r store.R
 func (t timedStore) Ping(ctx context.Context) (err error) {
 	defer func(start time.Time) { t.observe("ping", start, err) }(time.Now())
 	return t.s.Ping(ctx)
+}
+
+func (t timedStore) ReserveFor(ctx context.Context, req store.ReserveRequest) (r store.Reservation, err error) {
+	defer func(start time.Time) { t.observe("reserve", start, err) }(time.Now())
+	return t.s.ReserveFor(ctx, req)
+}
+
+func (t timedStore) Certify(ctx context.Context, d *store.Device, logf func(context.Context, int64, auditlog.Store) (int64, error)) (err error) {
+	defer func(start time.Time) { t.observe("certify", start, err) }(time.Now())
+	return t.s.Certify(ctx, d, logf)
+}
+
+func (t timedStore) Device(ctx context.Context, id string) (d *store.Device, err error) {
+	defer func(start time.Time) { t.observe("device", start, err) }(time.Now())
+	return t.s.Device(ctx, id)
+}
+
+func (t timedStore) SpoilLogged(ctx context.Context, orderID, deviceID string, logf func(context.Context, store.Reservation, int64, auditlog.Store) error) (err error) {
+	defer func(start time.Time) { t.observe("spoil", start, err) }(time.Now())
+	return t.s.SpoilLogged(ctx, orderID, deviceID, logf)
+}
+
+func (t timedStore) StaleReservations(ctx context.Context, before time.Time, limit int) (rs []store.Reservation, err error) {
+	defer func(start time.Time) { t.observe("stale_reservations", start, err) }(time.Now())
+	return t.s.StaleReservations(ctx, before, limit)
+}
+
+func (t timedStore) LoadOrder(ctx context.Context, o *store.Order, qs []store.Quota, logf func(context.Context, auditlog.Store) error) (err error) {
+	defer func(start time.Time) { t.observe("load_order", start, err) }(time.Now())
+	return t.s.LoadOrder(ctx, o, qs, logf)
+}
+
+func (t timedStore) RevokeOrderLogged(ctx context.Context, id string, logf func(context.Context, auditlog.Store) error) (err error) {
+	defer func(start time.Time) { t.observe("revoke_order", start, err) }(time.Now())
+	return t.s.RevokeOrderLogged(ctx, id, logf)
+}
+
+func (t timedStore) Log() auditlog.Store { return t.s.Log() }
+
+func (t timedStore) PutRelease(ctx context.Context, r *store.Release) (err error) {
+	defer func(start time.Time) { t.observe("put_release", start, err) }(time.Now())
+	return t.s.PutRelease(ctx, r)
+}
+
+func (t timedStore) Release(ctx context.Context, d [32]byte) (r *store.Release, err error) {
+	defer func(start time.Time) { t.observe("release", start, err) }(time.Now())
+	return t.s.Release(ctx, d)
+}
+
+func (t timedStore) Releases(ctx context.Context) (rs []*store.Release, err error) {
+	defer func(start time.Time) { t.observe("releases", start, err) }(time.Now())
+	return t.s.Releases(ctx)
 }
 
 func (t timedStore) Close() error { return t.s.Close() }

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/sbm-project/sbm/server/auditlog"
 )
 
 // Errors that callers branch on. Engines wrap them with %w.
@@ -40,6 +42,12 @@ var (
 	// that is not in a state they can move it from (e.g. spoiling a
 	// committed device).
 	ErrReservationState = errors.New("reservation in the wrong state")
+	// ErrDeviceCertified is returned by Certify for a device that already
+	// has a certificate.
+	ErrDeviceCertified = errors.New("device already certified")
+	// ErrReleaseExists is returned by PutRelease for a package published
+	// before.
+	ErrReleaseExists = errors.New("release already published")
 )
 
 // OrderState is the state of a production order on the service.
@@ -95,6 +103,9 @@ type Counter struct {
 	Count   int64
 	Used    int64
 	Spoiled int64
+	// Certified counts the committed devices (certificates issued), a
+	// part of Used.
+	Certified int64
 }
 
 // Remaining is how many devices the order may still reserve.
@@ -120,6 +131,7 @@ type Reservation struct {
 	OrderID  string
 	DeviceID string
 	Line     string // the production line it counts against, or ""
+	Station  []byte // the reserving station's certificate digest (ReserveFor), or nil
 	State    ReservationState
 	Created  time.Time
 	// Existing is true when Reserve found the device's reservation from
@@ -178,8 +190,78 @@ type Store interface {
 	// Reservation returns a device's reservation (ErrNotFound).
 	Reservation(ctx context.Context, deviceID string) (Reservation, error)
 
+	// ReserveFor is ReserveLine (or Reserve, for an empty Line) that
+	// also records the station asking, for the log entry of a unit later
+	// spoiled.
+	ReserveFor(ctx context.Context, r ReserveRequest) (Reservation, error)
+	// Certify records a certified device in one transaction: its
+	// reservation moves from reserved to committed, the order's certified
+	// count rises by one, the device's record is stored, and logf runs
+	// with that count and the audit log bound to the same transaction,
+	// returning the index of the device's certificate-issued entry, so the
+	// device is in the log if and only if it is certified. Errors:
+	// ErrNotFound (no reservation under that order), ErrReservationState
+	// (spoiled), ErrDeviceCertified, or logf's error (nothing stored).
+	Certify(ctx context.Context, d *Device, logf func(ctx context.Context, certified int64, log auditlog.Store) (int64, error)) error
+	// Device returns a certified device's record (ErrNotFound).
+	Device(ctx context.Context, deviceID string) (*Device, error)
+	// SpoilLogged is Spoil with logf run in the same transaction, with
+	// the reservation and the order's spoiled count after it.
+	SpoilLogged(ctx context.Context, orderID, deviceID string, logf func(ctx context.Context, r Reservation, spoiled int64, log auditlog.Store) error) error
+	// StaleReservations returns the reservations still reserved that were
+	// made before t, oldest first, at most limit.
+	StaleReservations(ctx context.Context, before time.Time, limit int) ([]Reservation, error)
+	// LoadOrder is CreateOrder with the order's sub-quotas and logf in
+	// the same transaction.
+	LoadOrder(ctx context.Context, o *Order, quotas []Quota, logf func(ctx context.Context, log auditlog.Store) error) error
+	// RevokeOrderLogged is RevokeOrder with logf in the same transaction.
+	RevokeOrderLogged(ctx context.Context, id string, logf func(ctx context.Context, log auditlog.Store) error) error
+	// Log returns the audit log's storage, outside any transaction (for
+	// reading; appends should go through the transactions above).
+	Log() auditlog.Store
+
+	// PutRelease records a published package (ErrReleaseExists).
+	PutRelease(ctx context.Context, r *Release) error
+	// Release returns a release by manifest digest (ErrNotFound).
+	Release(ctx context.Context, manifestDigest [32]byte) (*Release, error)
+	// Releases returns every release without its package, oldest first.
+	Releases(ctx context.Context) ([]*Release, error)
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.
 	Close() error
+}
+
+// ReserveRequest is the argument of ReserveFor.
+type ReserveRequest struct {
+	OrderID  string
+	Line     string // "" for the order's count only
+	DeviceID string
+	Station  []byte
+}
+
+// Device is a certified device as the service recorded it.
+type Device struct {
+	DeviceID string // hex
+	OrderID  string
+	Station  []byte // SHA-256 of the station certificate that asked
+	// Certificate is the device certificate (DER).
+	Certificate []byte
+	// UPK is the first-programming UPK issued with it, or nil.
+	UPK []byte
+	// LogIndex is the index of its certificate-issued log entry (set by
+	// Certify from what logf returned).
+	LogIndex int64
+	Created  time.Time
+}
+
+// Release is a published package.
+type Release struct {
+	ManifestDigest  [32]byte
+	Version         string
+	SecurityCounter uint32
+	// Package is the whole package file (nil from Releases).
+	Package []byte
+	Created time.Time
 }

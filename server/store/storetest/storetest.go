@@ -34,6 +34,9 @@ func Run(t *testing.T, newDB Opener) {
 		{"RaceOneInstance", func(t *testing.T, open func() (store.Store, error)) { testRace(t, open, 1) }},
 		{"RaceTwoInstances", func(t *testing.T, open func() (store.Store, error)) { testRace(t, open, 2) }},
 		{"RaceSameDevice", testRaceSameDevice},
+		{"Certify", testCertify},
+		{"LogRace", testLogRace},
+		{"Releases", testReleases},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.f(t, newDB(t)) })

@@ -172,20 +172,24 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order) error {
 		state = store.OrderActive
 	}
 	return s.inTx(ctx, "create order", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO orders (id, signed, vendor_id, class_id, count, not_after, state, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-			o.ID, o.Signed, o.VendorID, o.ClassID, o.Count, o.NotAfter.UnixNano(), string(state), created.UnixNano())
-		if err != nil {
-			if s.d.IsUniqueViolation(err) {
-				return fmt.Errorf("order %s: %w", o.ID, store.ErrOrderExists)
-			}
-			return s.errorf("create order", err)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO counters (order_id, count) VALUES (?, ?)`), o.ID, o.Count); err != nil {
-			return s.errorf("create counter", err)
-		}
-		return nil
+		return s.createOrderTx(ctx, tx, o, state, created)
 	})
+}
+
+func (s *Store) createOrderTx(ctx context.Context, tx *sql.Tx, o *store.Order, state store.OrderState, created time.Time) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO orders (id, signed, vendor_id, class_id, count, not_after, state, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		o.ID, o.Signed, o.VendorID, o.ClassID, o.Count, o.NotAfter.UnixNano(), string(state), created.UnixNano())
+	if err != nil {
+		if s.d.IsUniqueViolation(err) {
+			return fmt.Errorf("order %s: %w", o.ID, store.ErrOrderExists)
+		}
+		return s.errorf("create order", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO counters (order_id, count) VALUES (?, ?)`), o.ID, o.Count); err != nil {
+		return s.errorf("create counter", err)
+	}
+	return nil
 }
 
 const orderColumns = `id, signed, vendor_id, class_id, count, not_after, state, created`
@@ -242,8 +246,8 @@ func (s *Store) Orders(ctx context.Context) ([]*store.Order, error) {
 // until the end of tx.
 func (s *Store) lockCounter(ctx context.Context, tx *sql.Tx, orderID string) (store.OrderState, store.Counter, error) {
 	c := store.Counter{OrderID: orderID}
-	err := tx.QueryRowContext(ctx, s.q(`SELECT count, used, spoiled FROM counters WHERE order_id = ? FOR UPDATE`), orderID).
-		Scan(&c.Count, &c.Used, &c.Spoiled)
+	err := tx.QueryRowContext(ctx, s.q(`SELECT count, used, spoiled, certified FROM counters WHERE order_id = ? FOR UPDATE`), orderID).
+		Scan(&c.Count, &c.Used, &c.Spoiled, &c.Certified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", c, fmt.Errorf("order %s: %w", orderID, store.ErrNotFound)
 	}
@@ -259,19 +263,21 @@ func (s *Store) lockCounter(ctx context.Context, tx *sql.Tx, orderID string) (st
 
 // RevokeOrder implements store.Store.
 func (s *Store) RevokeOrder(ctx context.Context, id string) error {
-	return s.inTx(ctx, "revoke order", func(tx *sql.Tx) error {
-		state, _, err := s.lockCounter(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if state == store.OrderRevoked {
-			return fmt.Errorf("order %s: %w", id, store.ErrOrderRevoked)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE orders SET state = ? WHERE id = ?`), string(store.OrderRevoked), id); err != nil {
-			return s.errorf("revoke order", err)
-		}
-		return nil
-	})
+	return s.inTx(ctx, "revoke order", func(tx *sql.Tx) error { return s.revokeTx(ctx, tx, id) })
+}
+
+func (s *Store) revokeTx(ctx context.Context, tx *sql.Tx, id string) error {
+	state, _, err := s.lockCounter(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if state == store.OrderRevoked {
+		return fmt.Errorf("order %s: %w", id, store.ErrOrderRevoked)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE orders SET state = ? WHERE id = ?`), string(store.OrderRevoked), id); err != nil {
+		return s.errorf("revoke order", err)
+	}
+	return nil
 }
 
 // SetQuota implements store.Store.
@@ -279,24 +285,26 @@ func (s *Store) SetQuota(ctx context.Context, q store.Quota) error {
 	if q.Count < 0 || q.Line == "" {
 		return fmt.Errorf("%s: set quota: want a line name and a count ≥ 0", s.d.Name)
 	}
-	return s.inTx(ctx, "set quota", func(tx *sql.Tx) error {
-		if _, _, err := s.lockCounter(ctx, tx, q.OrderID); err != nil {
-			return err
-		}
-		r, err := tx.ExecContext(ctx, s.q(`UPDATE order_quota SET count = ? WHERE order_id = ? AND line = ?`), q.Count, q.OrderID, q.Line)
-		if err != nil {
-			return s.errorf(fmt.Sprintf("set quota of line %s (below what it used?)", q.Line), err)
-		}
-		if n, err := r.RowsAffected(); err != nil {
-			return s.errorf("set quota", err)
-		} else if n == 1 {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO order_quota (order_id, line, count) VALUES (?, ?, ?)`), q.OrderID, q.Line, q.Count); err != nil {
-			return s.errorf("set quota", err)
-		}
+	return s.inTx(ctx, "set quota", func(tx *sql.Tx) error { return s.setQuotaTx(ctx, tx, q) })
+}
+
+func (s *Store) setQuotaTx(ctx context.Context, tx *sql.Tx, q store.Quota) error {
+	if _, _, err := s.lockCounter(ctx, tx, q.OrderID); err != nil {
+		return err
+	}
+	r, err := tx.ExecContext(ctx, s.q(`UPDATE order_quota SET count = ? WHERE order_id = ? AND line = ?`), q.Count, q.OrderID, q.Line)
+	if err != nil {
+		return s.errorf(fmt.Sprintf("set quota of line %s (below what it used?)", q.Line), err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return s.errorf("set quota", err)
+	} else if n == 1 {
 		return nil
-	})
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO order_quota (order_id, line, count) VALUES (?, ?, ?)`), q.OrderID, q.Line, q.Count); err != nil {
+		return s.errorf("set quota", err)
+	}
+	return nil
 }
 
 // Quotas implements store.Store.
@@ -361,8 +369,8 @@ func (s *Store) Station(ctx context.Context, name string) (*store.Station, error
 // Counter implements store.Store.
 func (s *Store) Counter(ctx context.Context, orderID string) (store.Counter, error) {
 	c := store.Counter{OrderID: orderID}
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT count, used, spoiled FROM counters WHERE order_id = ?`), orderID).
-		Scan(&c.Count, &c.Used, &c.Spoiled)
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT count, used, spoiled, certified FROM counters WHERE order_id = ?`), orderID).
+		Scan(&c.Count, &c.Used, &c.Spoiled, &c.Certified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("order %s: %w", orderID, store.ErrNotFound)
 	}
@@ -378,8 +386,8 @@ func (s *Store) reservation(ctx context.Context, r interface {
 	res := store.Reservation{DeviceID: deviceID}
 	var state string
 	var created int64
-	err := r.QueryRowContext(ctx, s.q(`SELECT order_id, line, state, created FROM reservations WHERE device_id = ?`), deviceID).
-		Scan(&res.OrderID, &res.Line, &state, &created)
+	err := r.QueryRowContext(ctx, s.q(`SELECT order_id, line, station, state, created FROM reservations WHERE device_id = ?`), deviceID).
+		Scan(&res.OrderID, &res.Line, &res.Station, &state, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return res, fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
 	}
@@ -388,6 +396,7 @@ func (s *Store) reservation(ctx context.Context, r interface {
 	}
 	res.State = store.ReservationState(state)
 	res.Created = time.Unix(0, created).UTC()
+	res.Station = nonEmpty(res.Station)
 	return res, nil
 }
 
@@ -401,7 +410,7 @@ func (s *Store) Reservation(ctx context.Context, deviceID string) (store.Reserva
 // SELECT … FOR UPDATE), so attempts on one order are serialized; the
 // UPDATE is conditional on used + spoiled < count as well.
 func (s *Store) Reserve(ctx context.Context, orderID, deviceID string) (store.Reservation, error) {
-	return s.reserve(ctx, orderID, "", deviceID)
+	return s.reserve(ctx, orderID, "", deviceID, nil)
 }
 
 // ReserveLine implements store.Store: Reserve, with the line's quota row
@@ -410,10 +419,15 @@ func (s *Store) ReserveLine(ctx context.Context, orderID, line, deviceID string)
 	if line == "" {
 		return store.Reservation{}, fmt.Errorf("%s: reserve: empty line name", s.d.Name)
 	}
-	return s.reserve(ctx, orderID, line, deviceID)
+	return s.reserve(ctx, orderID, line, deviceID, nil)
 }
 
-func (s *Store) reserve(ctx context.Context, orderID, line, deviceID string) (store.Reservation, error) {
+// ReserveFor implements store.Store.
+func (s *Store) ReserveFor(ctx context.Context, r store.ReserveRequest) (store.Reservation, error) {
+	return s.reserve(ctx, r.OrderID, r.Line, r.DeviceID, r.Station)
+}
+
+func (s *Store) reserve(ctx context.Context, orderID, line, deviceID string, station []byte) (store.Reservation, error) {
 	var res store.Reservation
 	err := s.inTx(ctx, "reserve", func(tx *sql.Tx) error {
 		state, c, err := s.lockCounter(ctx, tx, orderID)
@@ -464,15 +478,18 @@ func (s *Store) reserve(ctx context.Context, orderID, line, deviceID string) (st
 			return fmt.Errorf("order %s: %w", orderID, store.ErrOrderExhausted)
 		}
 		now := s.now()
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO reservations (device_id, order_id, line, state, created) VALUES (?, ?, ?, ?, ?)`),
-			deviceID, orderID, line, string(store.Reserved), now.UnixNano()); err != nil {
+		if station == nil {
+			station = []byte{}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO reservations (device_id, order_id, line, station, state, created) VALUES (?, ?, ?, ?, ?, ?)`),
+			deviceID, orderID, line, station, string(store.Reserved), now.UnixNano()); err != nil {
 			if s.d.IsUniqueViolation(err) {
 				// Reserved at the same moment under another order.
 				return fmt.Errorf("device %s: %w", deviceID, store.ErrDeviceTaken)
 			}
 			return s.errorf("reserve", err)
 		}
-		res = store.Reservation{OrderID: orderID, DeviceID: deviceID, Line: line, State: store.Reserved, Created: time.Unix(0, now.UnixNano()).UTC()}
+		res = store.Reservation{OrderID: orderID, DeviceID: deviceID, Line: line, Station: nonEmpty(station), State: store.Reserved, Created: time.Unix(0, now.UnixNano()).UTC()}
 		return nil
 	})
 	return res, err
@@ -480,23 +497,31 @@ func (s *Store) reserve(ctx context.Context, orderID, line, deviceID string) (st
 
 // Commit implements store.Store.
 func (s *Store) Commit(ctx context.Context, orderID, deviceID string) error {
-	return s.settle(ctx, "commit", orderID, deviceID, store.Committed, store.Spoiled, "spoiled", nil)
+	return s.settle(ctx, "commit", orderID, deviceID, store.Committed, store.Spoiled, "spoiled", s.countCertified)
+}
+
+// countCertified counts a commit in the order's certified count.
+func (s *Store) countCertified(tx *sql.Tx, res store.Reservation) error {
+	_, err := tx.Exec(s.q(`UPDATE counters SET certified = certified + 1 WHERE order_id = ?`), res.OrderID)
+	return err
 }
 
 // Spoil implements store.Store.
 func (s *Store) Spoil(ctx context.Context, orderID, deviceID string) error {
-	return s.settle(ctx, "spoil", orderID, deviceID, store.Spoiled, store.Committed, "certified",
-		func(tx *sql.Tx, res store.Reservation) error {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE counters SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ?`), orderID); err != nil {
-				return err
-			}
-			if res.Line != "" {
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE order_quota SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ? AND line = ?`), orderID, res.Line); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	return s.settle(ctx, "spoil", orderID, deviceID, store.Spoiled, store.Committed, "certified", s.countSpoiled)
+}
+
+// countSpoiled moves a unit from used to spoiled, on its line too.
+func (s *Store) countSpoiled(tx *sql.Tx, res store.Reservation) error {
+	if _, err := tx.Exec(s.q(`UPDATE counters SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ?`), res.OrderID); err != nil {
+		return err
+	}
+	if res.Line != "" {
+		if _, err := tx.Exec(s.q(`UPDATE order_quota SET used = used - 1, spoiled = spoiled + 1 WHERE order_id = ? AND line = ?`), res.OrderID, res.Line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settle moves the reservation of deviceID under orderID to state to, in
@@ -506,32 +531,40 @@ func (s *Store) Spoil(ctx context.Context, orderID, deviceID string) error {
 func (s *Store) settle(ctx context.Context, op, orderID, deviceID string, to, other store.ReservationState, otherName string,
 	counts func(tx *sql.Tx, res store.Reservation) error) error {
 	return s.inTx(ctx, op, func(tx *sql.Tx) error {
-		if _, _, err := s.lockCounter(ctx, tx, orderID); err != nil {
-			return err
-		}
-		res, err := s.reservation(ctx, tx, deviceID)
-		if err != nil {
-			return err
-		}
-		if res.OrderID != orderID {
-			return fmt.Errorf("device %s under order %s: %w", deviceID, orderID, store.ErrNotFound)
-		}
-		switch res.State {
-		case to:
-			return nil
-		case other:
-			return fmt.Errorf("device %s is %s: %w", deviceID, otherName, store.ErrReservationState)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE reservations SET state = ? WHERE device_id = ?`), string(to), deviceID); err != nil {
-			return s.errorf(op, err)
-		}
-		if counts != nil {
-			if err := counts(tx, res); err != nil {
-				return s.errorf(op, err)
-			}
-		}
-		return nil
+		_, _, err := s.settleTx(ctx, tx, op, orderID, deviceID, to, other, otherName, counts)
+		return err
 	})
+}
+
+// settleTx is settle within tx. It returns the reservation (as it was) and
+// whether it moved.
+func (s *Store) settleTx(ctx context.Context, tx *sql.Tx, op, orderID, deviceID string, to, other store.ReservationState, otherName string,
+	counts func(tx *sql.Tx, res store.Reservation) error) (store.Reservation, bool, error) {
+	if _, _, err := s.lockCounter(ctx, tx, orderID); err != nil {
+		return store.Reservation{}, false, err
+	}
+	res, err := s.reservation(ctx, tx, deviceID)
+	if err != nil {
+		return res, false, err
+	}
+	if res.OrderID != orderID {
+		return res, false, fmt.Errorf("device %s under order %s: %w", deviceID, orderID, store.ErrNotFound)
+	}
+	switch res.State {
+	case to:
+		return res, false, nil
+	case other:
+		return res, false, fmt.Errorf("device %s is %s: %w", deviceID, otherName, store.ErrReservationState)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE reservations SET state = ? WHERE device_id = ?`), string(to), deviceID); err != nil {
+		return res, false, s.errorf(op, err)
+	}
+	if counts != nil {
+		if err := counts(tx, res); err != nil {
+			return res, false, s.errorf(op, err)
+		}
+	}
+	return res, true, nil
 }
 
 var _ store.Store = (*Store)(nil)
