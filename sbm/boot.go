@@ -100,6 +100,11 @@ type machine struct {
 	transAnchors secpkg.Anchors
 
 	ret retained // update request and rejection, kept in RAM
+	// staged is the manifest digest (SHA-256 of the manifest record) of
+	// the package checkPackage last read, if stagedOK: what a rejected
+	// update's report names.
+	staged   [32]byte
+	stagedOK bool
 
 	fuse     [hal.NumCounters]uint32 // the fuse counters (fuseRead: read this boot)
 	fuseRead bool
@@ -170,6 +175,7 @@ func (m *machine) run() {
 	m.locks, _ = hal.ReadLocks(m.hw.Fuses)
 	m.target.m = m
 	m.readRetained()
+	m.countBoot()
 
 	m.serveMailbox()
 	m.syncFuses()

@@ -1,6 +1,7 @@
 package sbm
 
 import (
+	"crypto/sha256"
 	"io"
 
 	"github.com/sbm-project/sbm/hal"
@@ -69,6 +70,9 @@ func (m *machine) checkPackage(r io.ReaderAt, size uint32, v *verified) *wire.Er
 	if _, err := r.ReadAt(ub, c.UPKs[0].Offset); err != nil {
 		return wire.Errorf(wire.CodeFlash, "staging read failed")
 	}
+	// The manifest digest (spec §5.2) names the package in an install
+	// report, whether or not it turns out genuine.
+	m.staged, m.stagedOK = sha256.Sum256(mb), true
 	var tr verified // the transition fields only
 	if a, werr = m.rootTransition(a, mb, &tr); werr != nil {
 		return werr
@@ -298,8 +302,8 @@ func (m *machine) install(v *verified) *wire.Error {
 	if m.commit() != nil {
 		return wire.Errorf(wire.CodeFlash, "secure storage write failed")
 	}
-	m.ret.flags &^= flagRejected // the committed result is now the newest
-	m.ret.erases = 0             // a genuine install renews the staging budget
+	m.ret.flags &^= flagRejected | flagPackage // the committed result is now the newest
+	m.ret.erases = 0                           // a genuine install renews the staging budget
 	m.writeRetained()
 	m.syncFuses()
 	m.anchorsOK = false // the epoch floors may have risen

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 
 	"github.com/sbm-project/sbm/attest"
+	"github.com/sbm-project/sbm/attest/report"
 	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/internal/cose"
 	"github.com/sbm-project/sbm/internal/secpkg"
@@ -135,6 +136,116 @@ func (s *services) Sign(dst, digest []byte) ([]byte, error) {
 	}
 	cose.NormalizeLowS(raw[:]) // the one encoding verifiers accept (spec §2)
 	return append(dst, raw[:]...), nil
+}
+
+// tlsClientContext is the context string of a TLS 1.3 client
+// CertificateVerify (RFC 8446 §4.4.3), with its 0x00 separator.
+const tlsClientContext = "TLS 1.3, client CertificateVerify\x00"
+
+// tlsPadding is the 64 spaces that start every TLS 1.3 CertificateVerify
+// content.
+const tlsPadding = "                                                                "
+
+// TLSSign signs the TLS 1.3 client CertificateVerify content of the
+// transcript hash th. The SBM builds the whole content, so the caller
+// chooses only the last 32 or 48 bytes of a message that starts with 64
+// spaces: no other message the device signs (attestation tokens and
+// install reports, which sign a Sig_structure starting 0x84 "Signature1";
+// Sign's 32-byte messages; the CSR, DER starting 0x30) has that form
+// (docs/spec/services.md, "tls_sign").
+func (s *services) TLSSign(dst, th []byte) ([]byte, error) {
+	if len(th) != 32 && len(th) != 48 {
+		return dst, wire.Errorf(wire.CodeMalformed, "transcript hash must be 32 or 48 bytes")
+	}
+	keys, werr := s.m.deviceKeys()
+	if werr != nil {
+		return dst, werr
+	}
+	var buf [len(tlsPadding) + len(tlsClientContext) + 48]byte
+	n := copy(buf[:], tlsPadding)
+	n += copy(buf[n:], tlsClientContext)
+	n += copy(buf[n:], th)
+	content := buf[:n]
+	if keys.suite == secpkg.SuiteEd25519 {
+		return append(dst, ed25519.Sign(keys.ed25519, content)...), nil
+	}
+	h := sha256.Sum256(content) // ecdsa_secp256r1_sha256
+	der, err := ecdsa.SignASN1(s.m.hw.RNG, keys.ecdsa, h[:])
+	if err != nil {
+		return dst, wire.Errorf(wire.CodeInternal, "signing failed")
+	}
+	var raw [64]byte
+	if !derToRaw(der, &raw) {
+		return dst, wire.Errorf(wire.CodeInternal, "signing failed")
+	}
+	return append(dst, raw[:]...), nil
+}
+
+// Report appends an install report with the caller's nonce. Every fact
+// comes from the SBM's state; the application chooses only the nonce.
+func (s *services) Report(dst, nonce []byte) ([]byte, error) {
+	if len(nonce) != 0 && (len(nonce) < report.MinNonceSize || len(nonce) > report.MaxNonceSize) {
+		return dst, wire.Errorf(wire.CodeMalformed, "nonce must be empty or 8 to 64 bytes")
+	}
+	m := s.m
+	keys, werr := m.deviceKeys()
+	if werr != nil {
+		return dst, werr
+	}
+	seq, werr := m.nextReportSequence()
+	if werr != nil {
+		return dst, werr
+	}
+	r := report.Report{DeviceID: m.hw.ID[:], Sequence: seq, Boots: m.ret.boots, Updated: m.updated, Nonce: nonce}
+	switch st := &m.st; {
+	case m.ret.rejected(): // newer than the committed result
+		r.HasResult, r.Result, r.Detail = true, uint8(m.ret.code), m.ret.detailText()
+		if m.ret.flags&flagPackage != 0 {
+			r.HasPackage, r.Package = true, m.ret.pkg
+		}
+	case st.hasLastUpdate:
+		r.HasResult, r.Result, r.Detail = true, uint8(st.lastUpdate), st.lastUpdateText()
+		if st.lastUpdate == 0 && st.app.present {
+			r.HasPackage, r.Package = true, st.app.manifestDigest
+		}
+	}
+	if a := s.app; a != nil && a.Version != "" {
+		r.HasApp = true
+		r.App = report.App{ManifestDigest: a.ManifestDigest, Measurement: a.Digest,
+			Version: a.Version, SecurityCounter: a.SecurityCounter}
+	}
+	out, err := report.Append(dst, &r, keys.signer(), m.st.suite.Alg())
+	if err != nil {
+		return dst, wire.Errorf(wire.CodeInternal, "report failed")
+	}
+	return out, nil
+}
+
+// nextReportSequence returns the next report sequence number: the report
+// epoch in the high 32 bits, the count of reports in the epoch in the low
+// ones. The epoch is opened by the first report after power-on (or after
+// 2^32 reports): one secure-storage commit, whose record sequence number
+// (higher than any earlier record's) becomes the epoch; the count lives in
+// retained RAM. So reports cost at most one commit per power-on, whatever
+// the application does (it cannot cut the power), and a sequence number
+// is never issued twice unless secure storage itself is rolled back
+// (docs/spec/report.md, "Sequence").
+func (m *machine) nextReportSequence() (uint64, *wire.Error) {
+	r := &m.ret
+	if r.flags&flagEpoch == 0 || r.reports == ^uint32(0) {
+		if !m.st.provisioned {
+			return 0, wire.Errorf(wire.CodeNotProvisioned, "not provisioned")
+		}
+		if m.commit() != nil {
+			return 0, wire.Errorf(wire.CodeFlash, "secure storage write failed")
+		}
+		r.flags |= flagEpoch
+		r.epoch, r.reports = m.st.seq, 0
+	}
+	seq := uint64(r.epoch)<<32 | uint64(r.reports)
+	r.reports++
+	m.writeRetained()
+	return seq, nil
 }
 
 // Attest appends an attestation token for nonce.

@@ -22,6 +22,18 @@ type Services interface {
 	// Sign signs a 32-byte SHA-256 digest with the device identity key and
 	// appends the signature (ES256: 64-byte r‖s; Ed25519: over the digest).
 	Sign(dst, digest []byte) ([]byte, error)
+	// TLSSign signs the TLS 1.3 client CertificateVerify content for the
+	// transcript hash th (32 or 48 bytes) with the device identity key and
+	// appends the 64-byte signature: the SBM builds the content itself,
+	// 64 × 0x20 ‖ "TLS 1.3, client CertificateVerify" ‖ 0x00 ‖ th (RFC
+	// 8446 §4.4.3), and signs it with ecdsa_secp256r1_sha256 (ECDSA over
+	// SHA-256 of the content, r‖s) or Ed25519 (over the content).
+	TLSSign(dst, th []byte) ([]byte, error)
+	// Report appends an install report (docs/spec/report.md): a
+	// COSE_Sign1 signed with the device identity key over facts the SBM
+	// takes from its state, with the caller's nonce (empty, or 8 to 64
+	// bytes).
+	Report(dst, nonce []byte) ([]byte, error)
 	// Attest appends an attestation token for nonce (8 to 64 bytes):
 	// a COSE_Sign1 over CBOR claims (docs/spec/attestation.md) signed with
 	// the device identity key.

@@ -20,6 +20,7 @@ import (
 func (m *machine) update() {
 	m.log("sbm: update requested: authenticating the staged package")
 	var v verified
+	m.stagedOK = false
 	werr := m.stagedPackage(&v)
 	if werr == nil {
 		werr = m.authenticate(&v)

@@ -32,6 +32,7 @@ var devicePackages = []string{
 	"sbm",
 	"sbm/mailbox",
 	"attest",
+	"attest/report",
 	"wire",
 }
 
