@@ -12,13 +12,13 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/sbm-project/sbm/hal"
-	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/sbm/mailbox"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/vmcu"
@@ -64,15 +64,95 @@ type Provisioned struct {
 	Certificate *x509.Certificate
 	Record      *trust.DeviceRecord
 	Locked      bool
+	// UPK is the first-programming UPK the authority issued, or nil.
+	UPK []byte
 }
 
 // ErrProvisioned is returned when the device already holds another
 // context's root of trust.
 var ErrProvisioned = errors.New("device is bound to another root of trust")
 
-// Provision provisions the device behind dp for context c. The device must
-// be running (its CPU executes the SBM) and its debug port open.
+// Authority is what provisioning needs from the OEM: the trust anchors to
+// write into the device and the certification of its keys. A context is
+// its own authority (Provision); a station at a contract manufacturer uses
+// the OEM service's (server.StationClient), which counts every device
+// against a production order.
+type Authority interface {
+	// Anchors returns the anchors the device is given.
+	Anchors(ctx context.Context) (*trust.Anchors, error)
+	// CheckNew is called before anything is written to the device: it
+	// refuses a device ID that was certified before, where the authority
+	// can tell without the CSR (ErrDeviceExists).
+	CheckNew(ctx context.Context, id []byte) error
+	// Certify certifies the device whose verified request is req and
+	// records it; meta carries the facts of the production record.
+	Certify(ctx context.Context, req *trust.DeviceRequest, der []byte, meta trust.DeviceRecord) (*Certified, error)
+}
+
+// Certified is an authority's answer.
+type Certified struct {
+	Certificate *x509.Certificate
+	// Record is the production record, if the authority keeps it here.
+	Record *trust.DeviceRecord
+	// UPK is the device's first-programming UPK, if the authority issued
+	// one (a production order that names a release).
+	UPK []byte
+}
+
+// contextAuthority is a context certifying its own devices and recording
+// them in its production records.
+type contextAuthority struct {
+	c   *trust.Context
+	now func() time.Time
+}
+
+func (a contextAuthority) Anchors(context.Context) (*trust.Anchors, error) { return a.c.Anchors() }
+
+func (a contextAuthority) CheckNew(_ context.Context, id []byte) error { return a.c.CheckNewDevice(id) }
+
+func (a contextAuthority) Certify(_ context.Context, req *trust.DeviceRequest, _ []byte, meta trust.DeviceRecord) (*Certified, error) {
+	cert, err := a.c.IssueDeviceCertificate(req.CSR, req.ID, req.KeyAgreement, a.now())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := a.c.SaveDevice(cert, meta)
+	if err != nil {
+		return nil, fmt.Errorf("production record: %w", err)
+	}
+	return &Certified{Certificate: cert, Record: rec}, nil
+}
+
+// Provision provisions the device behind dp for context c, which certifies
+// it and keeps its production record. The device must be running (its CPU
+// executes the SBM) and its debug port open.
 func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *ProvisionOptions) (*Provisioned, error) {
+	now := time.Now
+	if opts != nil && opts.Now != nil {
+		now = opts.Now
+	}
+	var classKey []byte
+	if opts != nil && opts.ClassKey {
+		// The class key can be sent only from a file context: a token
+		// does not let it out. Find out before touching the device.
+		var err error
+		if classKey, err = c.ExportClassKey(); err != nil {
+			return nil, err
+		}
+	}
+	return provision(ctx, contextAuthority{c: c, now: now}, dp, opts, classKey)
+}
+
+// ProvisionWith provisions the device behind dp with the anchors and
+// certification of authority a (a station provisioning through the OEM
+// service). opts.ClassKey is refused: the class key never leaves the OEM.
+func ProvisionWith(ctx context.Context, a Authority, dp DebugPort, opts *ProvisionOptions) (*Provisioned, error) {
+	if opts != nil && opts.ClassKey {
+		return nil, errors.New("provision: the class key is not given out through an authority")
+	}
+	return provision(ctx, a, dp, opts, nil)
+}
+
+func provision(ctx context.Context, auth Authority, dp DebugPort, opts *ProvisionOptions, classKey []byte) (*Provisioned, error) {
 	if opts == nil || len(opts.SBMImage) == 0 {
 		return nil, errors.New("provision: no SBM image")
 	}
@@ -85,6 +165,14 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 			fmt.Fprintf(opts.Log, format+"\n", a...)
 		}
 	}
+	anchors, err := auth.Anchors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("trust anchors: %w", err)
+	}
+	deviceCA, err := anchors.Check()
+	if err != nil {
+		return nil, err
+	}
 	id, err := dp.ID(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("debug port: %w", err)
@@ -96,17 +184,9 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	logf("device %x (board %s): debug port open", id, board.Name)
 	// A production record for this ID means a certificate was issued for
 	// it: this chip is a clone (or the ID is re-used). Refuse before
-	// touching it; SaveDevice's exclusive create settles a race.
-	if err := c.CheckNewDevice(id[:]); err != nil {
+	// touching it; the authority's exclusive record settles a race.
+	if err := auth.CheckNew(ctx, id[:]); err != nil {
 		return nil, err
-	}
-	// The class key can be sent only from a file context: a token does not
-	// let it out. Find out before touching the device.
-	var classKey []byte
-	if opts.ClassKey {
-		if classKey, err = c.ExportClassKey(); err != nil {
-			return nil, err
-		}
 	}
 
 	// 1. Install the SBM.
@@ -122,29 +202,24 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	// hash is not shown, so that there is one SBM hash to compare.
 	logf("installed the SBM (%d bytes); SBM measurement %x", len(opts.SBMImage), sbmMeasurement)
 
-	// 2. The root of trust: the root key hash into fuses.
-	rootRaw, err := hostcose.RawPublicKey(c.RootPublicKey())
-	if err != nil {
-		return nil, err
-	}
-	rootHash := sha256.Sum256(rootRaw)
+	// 2. The root of trust: the root key hashes into fuses.
 	fuses := dp.Fuses(ctx)
-	if err := programRootSlots(fuses, c); err != nil {
+	if err := programRootSlots(fuses, anchors); err != nil {
 		return nil, err
 	}
-	logf("root key hash %x written to fuses", rootHash[:8])
+	logf("root key hash %x written to fuses", anchors.RootSlots[anchors.RootSlot][:8])
 
 	// 3. Anchors and key generation on the device.
 	req := &mailbox.Request{
-		Op: mailbox.OpProvision, Suite: 1, RootKey: rootRaw,
-		VendorID: c.VendorID(), ClassID: c.ClassID(),
-		ImageKeyCert: c.ImageSigningKeyCert(), UpdateKeyCert: c.UpdateAuthorityKeyCert(),
+		Op: mailbox.OpProvision, Suite: 1, RootKey: anchors.RootKey,
+		VendorID: anchors.VendorID, ClassID: anchors.ClassID,
+		ImageKeyCert: anchors.ImageKeyCert, UpdateKeyCert: anchors.UpdateKeyCert,
 		SecurityCounter: opts.SecurityCounter, Time: uint64(now().Unix()),
 	}
-	if c.Suite() == trust.SuiteEd25519 {
+	if anchors.Suite == trust.SuiteEd25519 {
 		req.Suite = 2
 	}
-	if opts.ClassKey {
+	if classKey != nil {
 		req.ClassKey = rawPrivate(classKey)
 	}
 	resp, err := exchange(ctx, dp, req, opts.Timeout)
@@ -157,7 +232,7 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	// The device ID and key-agreement key in the response are not
 	// authenticated; the CSR binds them under the identity key's signature,
 	// and only those copies are certified.
-	dreq, err := c.ParseDeviceRequest(resp.CSR)
+	dreq, err := trust.ParseDeviceRequest(anchors.Suite, resp.CSR)
 	if err != nil {
 		return nil, err
 	}
@@ -169,27 +244,37 @@ func Provision(ctx context.Context, c *trust.Context, dp DebugPort, opts *Provis
 	}
 	logf("the SBM generated its identity and key-agreement keys and sent a CSR binding them")
 
-	// 4. The device certificate.
-	cert, err := c.IssueDeviceCertificate(dreq.CSR, dreq.ID, dreq.KeyAgreement, now())
+	// 4. The device certificate, and its production record.
+	meta := trust.DeviceRecord{Board: board.Name, Locked: !opts.NoLock, SBMMeasurement: hex.EncodeToString(sbmMeasurement[:]), Provisioned: now()}
+	certified, err := auth.Certify(ctx, dreq, resp.CSR, meta)
 	if err != nil {
 		return nil, err
 	}
+	cert := certified.Certificate
+	if !bytes.Equal(cert.RawSubjectPublicKeyInfo, dreq.CSR.RawSubjectPublicKeyInfo) {
+		return nil, errors.New("the authority certified another key than the device's")
+	}
+	if err := cert.CheckSignatureFrom(deviceCA); err != nil {
+		return nil, fmt.Errorf("the device certificate is not signed by the device CA: %w", err)
+	}
 	// The CA chain up to (not including) the root, which the device trusts
 	// through the root key hash in its fuses.
-	ca := c.DeviceCACertificate().Raw
-	chain := append(binary.BigEndian.AppendUint16(nil, uint16(len(ca))), ca...)
+	chain := append(binary.BigEndian.AppendUint16(nil, uint16(len(anchors.DeviceCA))), anchors.DeviceCA...)
 	if _, err := exchange(ctx, dp, &mailbox.Request{Op: mailbox.OpInstallCertificate, Certificate: cert.Raw, CAChain: chain}, opts.Timeout); err != nil {
 		return nil, fmt.Errorf("installing the certificate: %w", err)
 	}
 	logf("device certificate issued by the device CA (serial %s) and installed", cert.SerialNumber.Text(16))
 
-	// 5. Production record, then lock.
-	out := &Provisioned{ID: id[:], Certificate: cert, Locked: !opts.NoLock}
-	meta := trust.DeviceRecord{Board: board.Name, Locked: !opts.NoLock, SBMMeasurement: hex.EncodeToString(sbmMeasurement[:]), Provisioned: now()}
-	if out.Record, err = c.SaveDevice(cert, meta); err != nil {
-		return nil, fmt.Errorf("production record: %w", err)
+	// 5. Lock.
+	out := &Provisioned{ID: id[:], Certificate: cert, Locked: !opts.NoLock, Record: certified.Record, UPK: certified.UPK}
+	if out.Record == nil {
+		meta.ID = hex.EncodeToString(id[:])
+		meta.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
+		meta.Provisioned = meta.Provisioned.UTC().Truncate(time.Second)
+		out.Record = &meta
+	} else {
+		logf("recorded device %s in the production records", out.Record.ID)
 	}
-	logf("recorded device %s in the production records", out.Record.ID)
 	if opts.NoLock {
 		logf("lock bits left unblown (--no-lock)")
 		return out, dp.Reset(ctx)
@@ -321,12 +406,8 @@ const rootIndexCounter = 3
 // device's root index to the current slot: a new device starts on the
 // current root, with the successors still ahead. A device whose slots hold
 // other hashes belongs to another root: ErrProvisioned.
-func programRootSlots(fuses hal.Fuses, c *trust.Context) error {
-	hashes, err := c.RootSlotHashes()
-	if err != nil {
-		return err
-	}
-	for i, h := range hashes {
+func programRootSlots(fuses hal.Fuses, a *trust.Anchors) error {
+	for i, h := range a.RootSlots {
 		cur, err := hal.ReadRootKeySlot(fuses, i)
 		if err != nil {
 			return fmt.Errorf("read root key slot %d: %w", i, err)
@@ -341,7 +422,7 @@ func programRootSlots(fuses hal.Fuses, c *trust.Context) error {
 			return fmt.Errorf("program root key slot %d: %w", i, err)
 		}
 	}
-	if slot := c.RootSlot(); slot > 0 {
+	if slot := a.RootSlot; slot > 0 {
 		if err := hal.AdvanceCounter(fuses, rootIndexCounter, int(slot)); err != nil {
 			return fmt.Errorf("advance the root index: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,8 +45,12 @@ func NewClient(c *trust.Context, base string, cred *trust.ServiceCredential) (*C
 			return c.VerifyServiceCertificate(cs.PeerCertificates, trust.RoleServer, time.Now())
 		},
 	}
+	return newClient(base, tc), nil
+}
+
+func newClient(base string, tc *tls.Config) *Client {
 	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}
-	return &Client{base: strings.TrimRight(base, "/"), hc: &http.Client{Transport: tr, Timeout: time.Minute}}, nil
+	return &Client{base: strings.TrimRight(base, "/"), hc: &http.Client{Transport: tr, Timeout: time.Minute}}
 }
 
 // Close closes the client's idle connections.
@@ -68,6 +73,12 @@ func (cl *Client) do(ctx context.Context, method, path, contentType string, body
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
+	if w, ok := out.(io.Writer); ok && resp.StatusCode/100 == 2 {
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		return nil
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
@@ -128,4 +139,110 @@ func (cl *Client) RevokeOrder(ctx context.Context, id string) (*OrderStatus, err
 		return nil, err
 	}
 	return &st, nil
+}
+
+// PublishRelease publishes a package (the service verifies it against its
+// context); force publishes one whose security counter is below the newest.
+func (cl *Client) PublishRelease(ctx context.Context, pkg []byte, force bool) (*ReleaseStatus, error) {
+	path := "/v1/releases"
+	if force {
+		path += "?force=1"
+	}
+	var st ReleaseStatus
+	if err := cl.do(ctx, http.MethodPost, path, "application/octet-stream", pkg, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Releases lists the published releases.
+func (cl *Client) Releases(ctx context.Context) ([]ReleaseStatus, error) {
+	var list ReleaseList
+	if err := cl.do(ctx, http.MethodGet, "/v1/releases", "", nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Releases, nil
+}
+
+// ExportLog writes the service's whole audit log, in the export format
+// (auditlog.Export), to w.
+func (cl *Client) ExportLog(ctx context.Context, w io.Writer) error {
+	return cl.do(ctx, http.MethodGet, "/v1/log", "", nil, w)
+}
+
+// Checkpoint returns the log's size and latest signed checkpoint.
+func (cl *Client) Checkpoint(ctx context.Context) (*LogStatus, error) {
+	var st LogStatus
+	if err := cl.do(ctx, http.MethodGet, "/v1/log/checkpoint", "", nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Device returns a certified device's record.
+func (cl *Client) Device(ctx context.Context, id string) (*DeviceStatus, error) {
+	var st DeviceStatus
+	if err := cl.do(ctx, http.MethodGet, "/v1/devices/"+url.PathEscape(id), "", nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// NewStationClient returns a client of the station API authenticating
+// with a station credential, which also names the CA it trusts: the
+// service must present a server certificate of the credential's issuing
+// CA with the server role.
+func NewStationClient(base string, cred *trust.ServiceCredential) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: want https://HOST:PORT", base)
+	}
+	if len(cred.Chain) == 0 {
+		return nil, errors.New("station credential without its CA certificate")
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cred.Chain[0])
+	tc := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		RootCAs:      pool,
+		Certificates: []tls.Certificate{cred.TLSCertificate()},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || trust.ServiceRoleOf(cs.PeerCertificates[0]) != trust.RoleServer {
+				return errors.New("the peer's certificate is not the service's (no server role)")
+			}
+			return nil
+		},
+	}
+	return newClient(base, tc), nil
+}
+
+// Anchors returns the trust anchors a station writes into devices.
+func (cl *Client) Anchors(ctx context.Context) (*trust.Anchors, error) {
+	var a trust.Anchors
+	if err := cl.do(ctx, http.MethodGet, "/v1/station/anchors", "", nil, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// Certify forwards a device's CSR under an order.
+func (cl *Client) Certify(ctx context.Context, req *CertifyRequest) (*CertifyResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var resp CertifyResponse
+	if err := cl.do(ctx, http.MethodPost, "/v1/station/certify", "application/json", body, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// Spoil reports a unit the station reserved and lost.
+func (cl *Client) Spoil(ctx context.Context, orderID, deviceID string) error {
+	body, err := json.Marshal(SpoilRequest{Order: orderID, DeviceID: deviceID})
+	if err != nil {
+		return err
+	}
+	return cl.do(ctx, http.MethodPost, "/v1/station/spoil", "application/json", body, nil)
 }

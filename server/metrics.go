@@ -22,6 +22,7 @@ type metrics struct {
 	latency    *prometheus.HistogramVec
 	storeOps   *prometheus.HistogramVec
 	ordersLoad *prometheus.CounterVec
+	certify    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -45,8 +46,12 @@ func newMetrics() *metrics {
 			Name: "sbm_orders_loaded_total",
 			Help: "Production orders submitted for loading, by result.",
 		}, []string{"result"}),
+		certify: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbm_certifications_total",
+			Help: "Device certification requests from stations, by result (ok, retry, or the refusal).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.storeOps, m.ordersLoad,
+	m.reg.MustRegister(m.requests, m.latency, m.storeOps, m.ordersLoad, m.certify,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -26,6 +26,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -34,8 +35,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/sbm-project/sbm/server/auditlog"
 	"github.com/sbm-project/sbm/server/order"
 	"github.com/sbm-project/sbm/server/store"
 	"github.com/sbm-project/sbm/trust"
@@ -53,6 +56,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// LogKey signs the audit log's checkpoints; nil means the context's
+	// (trust.Context.LogKey, created on first use).
+	LogKey crypto.Signer
+	// Hook, if set, is called at each step of a certification
+	// (HookReserved, HookSigned, HookCommitted): fault injection for the
+	// crash tests.
+	Hook func(step string)
 }
 
 // Server is the OEM service.
@@ -63,6 +73,11 @@ type Server struct {
 	now     func() time.Time
 	metrics *metrics
 	mux     *http.ServeMux
+	logKey  crypto.Signer
+	origin  string
+	hookf   func(string)
+	orders  sync.Map // order ID → *cachedOrder
+	issuers issuers
 }
 
 // New returns a server. It does not listen: see Serve, Handler.
@@ -70,7 +85,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Context == nil || cfg.Store == nil {
 		return nil, errors.New("server: a context and a store are required")
 	}
-	s := &Server{ctx: cfg.Context, log: cfg.Logger, now: cfg.Now, metrics: newMetrics()}
+	s := &Server{ctx: cfg.Context, log: cfg.Logger, now: cfg.Now, metrics: newMetrics(), logKey: cfg.LogKey, hookf: cfg.Hook,
+		origin: LogOrigin(cfg.Context.VendorID(), cfg.Context.ClassID())}
+	if s.logKey == nil {
+		k, err := cfg.Context.LogKey()
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.logKey = k
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -85,6 +108,15 @@ func New(cfg Config) (*Server, error) {
 	s.route("GET /v1/orders", "orders_list", trust.RoleOperator, s.handleList)
 	s.route("GET /v1/orders/{id}", "orders_get", trust.RoleOperator, s.handleGet)
 	s.route("POST /v1/orders/{id}/revoke", "orders_revoke", trust.RoleOperator, s.handleRevoke)
+	s.route("POST /v1/releases", "releases_publish", trust.RoleOperator, s.handlePublish)
+	s.route("GET /v1/releases", "releases_list", trust.RoleOperator, s.handleReleases)
+	s.route("GET /v1/devices/{id}", "devices_get", trust.RoleOperator, s.handleDevice)
+	s.route("GET /v1/log", "log_export", trust.RoleOperator, s.handleExport)
+	s.route("GET /v1/log/checkpoint", "log_checkpoint", "", s.handleCheckpoint)
+	s.route("GET /v1/log/proof", "log_proof", "", s.handleInclusion)
+	s.route("GET /v1/station/anchors", "station_anchors", trust.RoleStation, s.handleAnchors)
+	s.route("POST /v1/station/certify", "station_certify", trust.RoleStation, s.handleCertify)
+	s.route("POST /v1/station/spoil", "station_spoil", trust.RoleStation, s.handleSpoil)
 	return s, nil
 }
 
@@ -324,18 +356,31 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err)
 		return
 	}
-	rec := &store.Order{ID: o.IDString(), Signed: signed, VendorID: o.VendorID.String(), ClassID: o.ClassID.String(),
-		Count: int64(o.Count), NotAfter: o.NotAfter, State: store.OrderActive, Created: s.now()}
-	if err := s.store.CreateOrder(r.Context(), rec); err != nil {
-		s.metrics.ordersLoad.WithLabelValues(result(err)).Inc()
-		s.storeError(w, r, err)
-		return
-	}
-	for line, n := range o.Lines {
-		if err := s.store.SetQuota(r.Context(), store.Quota{OrderID: rec.ID, Line: line, Count: int64(n)}); err != nil {
+	if o.Release != ([32]byte{}) {
+		if _, err := s.store.Release(r.Context(), o.Release); errors.Is(err, store.ErrNotFound) {
+			s.metrics.ordersLoad.WithLabelValues("refused").Inc()
+			writeError(w, http.StatusUnprocessableEntity, fmt.Errorf("the order names release %x, which is not published on the service (sbm release publish first)", o.Release[:8]))
+			return
+		} else if err != nil {
 			s.storeError(w, r, err)
 			return
 		}
+	}
+	rec := &store.Order{ID: o.IDString(), Signed: signed, VendorID: o.VendorID.String(), ClassID: o.ClassID.String(),
+		Count: int64(o.Count), NotAfter: o.NotAfter, State: store.OrderActive, Created: s.now()}
+	var quotas []store.Quota
+	for line, n := range o.Lines {
+		quotas = append(quotas, store.Quota{Line: line, Count: int64(n)})
+	}
+	digest := order.Digest(signed)
+	err = s.store.LoadOrder(r.Context(), rec, quotas, func(ctx context.Context, ls auditlog.Store) error {
+		_, _, err := s.appendLog(ctx, ls, &auditlog.Entry{Kind: auditlog.OrderLoaded, Order: o.ID, Digest: &digest, Quota: o.Count})
+		return err
+	})
+	if err != nil {
+		s.metrics.ordersLoad.WithLabelValues(result(err)).Inc()
+		s.storeError(w, r, err)
+		return
 	}
 	s.metrics.ordersLoad.WithLabelValues("ok").Inc()
 	s.log.InfoContext(r.Context(), "order loaded", "order", rec.ID, "count", rec.Count, "not_after", rec.NotAfter, "stations", len(o.Stations))
@@ -381,7 +426,16 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := s.store.RevokeOrder(r.Context(), id); err != nil {
+	oid, err := parseOrderID(id)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
+	err = s.store.RevokeOrderLogged(r.Context(), id, func(ctx context.Context, ls auditlog.Store) error {
+		_, _, err := s.appendLog(ctx, ls, &auditlog.Entry{Kind: auditlog.OrderRevoked, Order: oid})
+		return err
+	})
+	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}

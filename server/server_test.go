@@ -295,7 +295,7 @@ func TestOrderLifecycle(t *testing.T) {
 			for _, want := range []string{
 				`sbm_http_requests_total{code="201",method="post",route="orders_load"} 1`,
 				`sbm_orders_loaded_total{result="exists"} 1`,
-				`sbm_store_operation_duration_seconds_count{op="create_order",result="ok"} 1`,
+				`sbm_store_operation_duration_seconds_count{op="load_order",result="ok"} 1`,
 				`sbm_http_request_duration_seconds_bucket{method="get",route="orders_list"`,
 			} {
 				if !bytes.Contains(metrics, []byte(want)) {
