@@ -20,6 +20,9 @@ const (
 	MaxChainSize = sbm.MaxChainSize
 	// MinNonceSize and MaxNonceSize bound the attestation nonce.
 	MinNonceSize, MaxNonceSize = 8, 64
+	// MaxReportNonceSize bounds the nonce given to report (0, or at least
+	// MinNonceSize).
+	MaxReportNonceSize = 64
 	// MaxURLSize bounds the URL given to fetch_open.
 	MaxURLSize = 2048
 	// maxFetchRead bounds one fetch_read.
@@ -55,6 +58,8 @@ var functions = []hostFunc{
 	{"fetch_open", []api.ValueType{i32, i32}, (*call).fetchOpen},
 	{"fetch_read", []api.ValueType{i32, i32, i32}, (*call).fetchRead},
 	{"fetch_close", []api.ValueType{i32}, (*call).fetchClose},
+	{"tls_sign", []api.ValueType{i32, i32, i32, i32}, (*call).tlsSign},
+	{"report", []api.ValueType{i32, i32, i32, i32}, (*call).report},
 }
 
 // hostModule builds the "sbm" import module for this run.

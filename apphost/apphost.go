@@ -2,6 +2,7 @@ package apphost
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,9 +47,22 @@ type Options struct {
 	// AllowedHosts lists the host names (as in the URL) the application
 	// may fetch from over http; default DefaultAllowedHosts.
 	AllowedHosts []string
-	// HTTPClient performs fetches; default a client without proxy that
-	// does not follow redirects.
+	// HTTPClient performs http fetches; default a client without proxy
+	// that does not follow redirects. (https fetches to ServiceURL use
+	// their own connection, below.)
 	HTTPClient *http.Client
+	// ServiceURL is the configured service (the OEM's fleet service), an
+	// https URL with a host and optional port ("https://fleet.example:8443";
+	// a path is ignored). fetch_open accepts https URLs of exactly this
+	// origin, and no other https URL: the runtime dials it, verifies its
+	// server certificate against ServiceRoots, and authenticates as the
+	// device with mTLS (TLS 1.3 only): the device certificate chain from
+	// the SBM and the identity key through the SBM's tls_sign
+	// (ClientCertificate). Empty: no https at all.
+	ServiceURL string
+	// ServiceRoots verify the service's server certificate (for example a
+	// pool holding the context's device CA); required with ServiceURL.
+	ServiceRoots *x509.CertPool
 	// MaxFetchSize bounds the body of one fetch; default
 	// DefaultMaxFetchSize.
 	MaxFetchSize int64

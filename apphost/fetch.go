@@ -2,8 +2,10 @@ package apphost
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,15 +19,45 @@ type fetch struct {
 	n      int64 // bytes delivered so far
 }
 
-// allowedURL parses raw and checks it against the allowed hosts: scheme
-// http, no user info, host in the list.
+// allowedURL parses raw and checks it: scheme http with a host in the
+// allowed hosts, or scheme https to the origin of Options.ServiceURL; no
+// user info.
 func (h *host) allowedURL(raw string) (*url.URL, bool) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.User != nil || u.Opaque != "" {
+	if err != nil || u.User != nil || u.Opaque != "" {
 		return nil, false
 	}
 	host := strings.ToLower(u.Hostname())
-	return u, host != "" && slices.Contains(h.opts.AllowedHosts, host)
+	switch u.Scheme {
+	case "http":
+		return u, host != "" && slices.Contains(h.opts.AllowedHosts, host)
+	case "https":
+		addr, ok := serviceAddr(h.opts.ServiceURL)
+		return u, ok && h.opts.ServiceRoots != nil && host != "" && origin(u) == addr
+	}
+	return nil, false
+}
+
+// origin returns the host:port an https URL dials (port 443 by default),
+// the host in lower case.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// serviceAddr returns the origin of the configured service URL.
+func serviceAddr(raw string) (string, bool) {
+	if raw == "" {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.User != nil || u.Hostname() == "" {
+		return "", false
+	}
+	return origin(u), true
 }
 
 func (c *call) fetchOpen() int32 {
@@ -57,7 +89,19 @@ func (c *call) fetchOpen() int32 {
 		cancel()
 		return -CodeBadArgument
 	}
-	resp, err := h.opts.HTTPClient.Do(req)
+	client := h.opts.HTTPClient
+	if u.Scheme == "https" {
+		var closeConn func()
+		if client, closeConn, err = h.serviceClient(ctx, u); err != nil {
+			cancel()
+			h.logf("fetch %s: %v", u, err)
+			return -CodeNetwork
+		}
+		// The connection serves this fetch only: cancelling its context
+		// (fetch_close, errors below) closes it.
+		cancel = chain(cancel, closeConn)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		h.logf("fetch %s: %v", u, err)
@@ -155,4 +199,56 @@ func (h *host) closeFetches() {
 	for i := range h.fetches {
 		h.closeFetch(i)
 	}
+}
+
+// serviceClient dials the configured service for one https fetch and
+// returns a client bound to that connection. The TLS handshake — and with
+// it the SBM's tls_sign for the client CertificateVerify — runs here, on
+// the goroutine of the fetch_open call, so the services are never called
+// from another goroutine (net/http would otherwise dial in its own). The
+// connection serves this one request (no keep-alive); the TLS session
+// cache lets the next fetch resume the session without a new signature.
+func (h *host) serviceClient(ctx context.Context, u *url.URL) (*http.Client, func(), error) {
+	if h.svc == nil {
+		return nil, nil, errors.New("no runtime services: no device certificate")
+	}
+	if h.tlsConfig == nil {
+		h.tlsConfig = ClientTLSConfig(h.svc, h.opts.ServiceRoots, "")
+		h.tlsConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	}
+	cfg := h.tlsConfig.Clone()
+	cfg.ServerName = u.Hostname()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", origin(u))
+	if err != nil {
+		return nil, nil, err
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, nil, err
+	}
+	conns := make(chan net.Conn, 1)
+	conns <- conn
+	t := &http.Transport{
+		Proxy:             nil,
+		DisableKeepAlives: true,
+		DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
+			select {
+			case c := <-conns:
+				return c, nil
+			default:
+				return nil, errors.New("service connection already used")
+			}
+		},
+	}
+	client := &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	return client, func() { conn.Close() }, nil
+}
+
+// chain returns a function that calls f then g.
+func chain(f context.CancelFunc, g func()) context.CancelFunc {
+	return func() { f(); g() }
 }

@@ -233,6 +233,20 @@ func (f *fakeServices) Sign(dst, digest []byte) ([]byte, error) {
 	return append(append(dst, digest...), digest...), nil
 }
 
+func (f *fakeServices) TLSSign(dst, th []byte) ([]byte, error) {
+	if len(th) != 32 && len(th) != 48 {
+		return nil, wire.Errorf(wire.CodeMalformed, "transcript hash size")
+	}
+	return append(append(dst, "tls:"...), th...), nil
+}
+
+func (f *fakeServices) Report(dst, nonce []byte) ([]byte, error) {
+	if len(nonce) != 0 && (len(nonce) < 8 || len(nonce) > 64) {
+		return nil, wire.Errorf(wire.CodeMalformed, "nonce size")
+	}
+	return append(append(dst, "report:"...), nonce...), nil
+}
+
 // fakeToken is what the fake Attest returns for nonce.
 func fakeToken(nonce []byte) []byte { return append([]byte("token:"), nonce...) }
 

@@ -2,6 +2,7 @@ package apphost
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,9 @@ type host struct {
 	stop    any
 	fetches [MaxFetches]*fetch
 	buf     []byte // scratch for service results
+	// tlsConfig is the mTLS configuration of https fetches to the
+	// service (fetch.go), made at the first one.
+	tlsConfig *tls.Config
 }
 
 func newHost(ctx context.Context, hw *hal.Hardware, app *sbm.AppInfo, o *Options) *host {

@@ -90,6 +90,46 @@ func (c *call) attest() int32 {
 	return reply(out, b)
 }
 
+func (c *call) tlsSign() int32 {
+	th, ok1 := c.view(c.u32(0), c.u32(1))
+	out, ok2 := c.view(c.u32(2), c.u32(3))
+	if !ok1 || !ok2 {
+		return -CodeBadPointer
+	}
+	if c.h.svc == nil {
+		return -CodeUnavailable
+	}
+	if len(th) != 32 && len(th) != 48 {
+		return -CodeBadArgument
+	}
+	b, err := c.h.svc.TLSSign(c.h.buf[:0], append([]byte(nil), th...))
+	if err != nil {
+		return -codeOf(err)
+	}
+	c.h.buf = b
+	return reply(out, b)
+}
+
+func (c *call) report() int32 {
+	nonce, ok1 := c.view(c.u32(0), c.u32(1))
+	out, ok2 := c.view(c.u32(2), c.u32(3))
+	if !ok1 || !ok2 {
+		return -CodeBadPointer
+	}
+	if c.h.svc == nil {
+		return -CodeUnavailable
+	}
+	if len(nonce) != 0 && (len(nonce) < MinNonceSize || len(nonce) > MaxReportNonceSize) {
+		return -CodeBadArgument
+	}
+	b, err := c.h.svc.Report(c.h.buf[:0], append([]byte(nil), nonce...))
+	if err != nil {
+		return -codeOf(err)
+	}
+	c.h.buf = b
+	return reply(out, b)
+}
+
 func (c *call) stagingSize() int32 {
 	if c.h.svc == nil {
 		return -CodeUnavailable
