@@ -23,6 +23,8 @@ const (
 	HookSigned = "signed"
 	// HookCommitted: certified and logged, the answer not sent.
 	HookCommitted = "committed"
+	// HookResponding: half of the answer sent.
+	HookResponding = "responding"
 )
 
 func (s *Server) hook(step string) {

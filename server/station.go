@@ -254,8 +254,23 @@ func (s *Server) handleCertify(w http.ResponseWriter, r *http.Request) {
 	s.hook(HookCommitted)
 	s.metrics.certify.WithLabelValues("ok").Inc()
 	s.log.InfoContext(ctx, "device certified", "device", deviceID, "order", req.Order, "log_index", dev.LogIndex, "upk", upkBytes != nil)
-	writeJSON(w, http.StatusCreated, CertifyResponse{DeviceID: deviceID, Order: req.Order, Certificate: cert.Raw, UPK: upkBytes,
-		LogIndex: dev.LogIndex, Checkpoint: cp.Signed})
+	resp := CertifyResponse{DeviceID: deviceID, Order: req.Order, Certificate: cert.Raw, UPK: upkBytes,
+		LogIndex: dev.LogIndex, Checkpoint: cp.Signed}
+	if s.hookf == nil {
+		writeJSON(w, http.StatusCreated, resp)
+		return
+	}
+	// Fault injection: half the answer on the wire, then HookResponding.
+	body, _ := json.Marshal(resp)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(http.StatusCreated)
+	w.Write(body[:len(body)/2])
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.hook(HookResponding)
+	w.Write(body[len(body)/2:])
 }
 
 // answerRetry answers a CSR for a device certified before: its stored

@@ -28,7 +28,7 @@ func newProductionCmd(cio *cliIO) *cobra.Command {
 		Short: "Production orders and stations for the OEM service (docs/production.md)",
 	}
 	cmd.AddCommand(newProductionOrderCmd(cio), newProductionStationCmd(cio), newProductionLoadCmd(cio),
-		newProductionStatusCmd(cio), newProductionRevokeCmd(cio))
+		newProductionStatusCmd(cio), newProductionRevokeCmd(cio), newProductionAuditCmd(cio))
 	return cmd
 }
 
@@ -149,6 +149,14 @@ printed.`,
 			if err := atomicfile.Create(out, signed, 0o644); err != nil {
 				return err
 			}
+			// The context keeps every order it signed: the audit checks
+			// the log against them.
+			if err := os.MkdirAll(c.Path(ordersDir), 0o755); err != nil {
+				return err
+			}
+			if err := atomicfile.Create(filepath.Join(c.Path(ordersDir), o.IDString()+".cose"), signed, 0o644); err != nil {
+				return err
+			}
 			if asJSON {
 				return printJSON(cio.stdout, map[string]any{"id": o.IDString(), "count": o.Count,
 					"not_before": o.NotBefore, "not_after": o.NotAfter, "stations": len(o.Stations)})
@@ -171,6 +179,9 @@ printed.`,
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
+
+// ordersDir is the context directory holding a copy of every order signed.
+const ordersDir = "orders"
 
 func newProductionStationCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, name, out, passFile string

@@ -34,6 +34,7 @@ func newServerCmd(cio *cliIO) *cobra.Command {
 func newServerRunCmd(cio *cliIO) *cobra.Command {
 	var ctxDir, dataDir, dbURL, listen, healthListen, passFile, logLevel string
 	var hosts []string
+	var reservationTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "run --context DIR (--data DIR | --db URL) --listen HOST:PORT",
 		Short: "Run the OEM service until interrupted",
@@ -52,7 +53,15 @@ Schema migrations are applied at start.
 (/metrics) over plain HTTP, for the host's monitoring; on the TLS listener
 /healthz answers any client certificate of the CA and /metrics the operator.
 Logs are JSON lines on standard error. SIGINT or SIGTERM stops the server
-gracefully.`,
+gracefully.
+
+A unit reserved for a device that is not certified within
+--reservation-timeout (a station that crashed and never came back) is
+spoiled: counted, logged, never given to another device.
+
+For the crash tests, SBM_SERVER_KILL_AT=STEP[:N] makes the server kill
+itself (SIGKILL) at the Nth certification reaching STEP (reserved, signed,
+committed, responding).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "context", "listen"); err != nil {
@@ -84,7 +93,11 @@ gracefully.`,
 				return err
 			}
 			defer st.Close()
-			srv, err := server.New(server.Config{Context: c, Store: st, Logger: log})
+			hook, err := killHook(os.Getenv("SBM_SERVER_KILL_AT"))
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(server.Config{Context: c, Store: st, Logger: log, Hook: hook})
 			if err != nil {
 				return err
 			}
@@ -117,6 +130,9 @@ gracefully.`,
 			}
 			log.Info("serving", "addr", "https://"+ln.Addr().String(), "store", engine, "vendor_id", c.VendorID().String(), "class_id", c.ClassID().String())
 			go func() { errc <- srv.Serve(ctx, ln, tc) }()
+			if reservationTimeout > 0 {
+				go sweepStale(ctx, srv, log, reservationTimeout)
+			}
 			err = <-errc
 			stop()
 			if healthListen != "" {
@@ -137,6 +153,7 @@ gracefully.`,
 	f.StringArrayVar(&hosts, "host", nil, "another DNS name or IP address for the server certificate (repeatable)")
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's passphrase")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&reservationTimeout, "reservation-timeout", 15*time.Minute, "spoil units reserved longer than this without a certificate (0: never)")
 	return cmd
 }
 
@@ -204,4 +221,24 @@ func newServerWaitCmd(cio *cliIO) *cobra.Command {
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's passphrase")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait")
 	return cmd
+}
+
+// sweepStale spoils stale reservations every tenth of the timeout (at
+// most every minute) until ctx is done.
+func sweepStale(ctx context.Context, srv *server.Server, log *slog.Logger, timeout time.Duration) {
+	every := min(timeout/10, time.Minute)
+	t := time.NewTicker(max(every, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := srv.SpoilStale(ctx, timeout); err != nil && ctx.Err() == nil {
+			log.Error("spoil stale reservations", "err", err)
+		} else if n > 0 {
+			log.Warn("spoiled stale reservations", "units", n)
+		}
+	}
 }

@@ -105,6 +105,9 @@ type Report struct {
 	// Devices maps each certified device ID (hex) to the index of its
 	// certificate-issued entry.
 	Devices map[string]int64
+	// CertificateDigests maps each certified device ID (hex) to the
+	// SHA-256 of its certificate, as its entry names it.
+	CertificateDigests map[string][32]byte
 }
 
 // OrderReport is what the log records for one order.
@@ -384,6 +387,7 @@ func checkTree(entries []exportEntry, cps []checkpointAt) error {
 func (a *Auditor) checkEntries(entries []exportEntry, rep *Report) error {
 	rep.Orders = make(map[OrderID]*OrderReport)
 	rep.Devices = make(map[string]int64)
+	rep.CertificateDigests = make(map[string][32]byte)
 	for id, q := range a.Orders {
 		rep.Orders[id] = &OrderReport{Quota: q, Loaded: -1, Revoked: -1}
 	}
@@ -441,6 +445,7 @@ func (a *Auditor) checkEntries(entries []exportEntry, rep *Report) error {
 				return fail(ErrDevice, "device %s already certified at entry %d", devHex, at)
 			}
 			rep.Devices[devHex] = i
+			rep.CertificateDigests[devHex] = *e.Digest
 			certified[dk] = true
 			o.Certified++
 		case UPKIssued:

@@ -199,10 +199,10 @@ func copyExact(dst, src []byte) bool {
 	return true
 }
 
-// Verify decodes a signed order and checks it for context c at time now:
-// signed by the root key (ErrSignature), for the context's product
-// (ErrProduct), within its validity (ErrNotYetValid, ErrExpired).
-func Verify(c *trust.Context, signed []byte, now time.Time) (*Order, error) {
+// VerifySigned decodes a signed order and checks that the root key of
+// context c signed it for the context's product, at any time: what an
+// audit checks of orders that may have expired since.
+func VerifySigned(c *trust.Context, signed []byte) (*Order, error) {
 	msg, o, err := parse(signed)
 	if err != nil {
 		return nil, err
@@ -212,6 +212,17 @@ func Verify(c *trust.Context, signed []byte, now time.Time) (*Order, error) {
 	}
 	if o.VendorID != c.VendorID() || o.ClassID != c.ClassID() {
 		return nil, fmt.Errorf("%w: vendor %s class %s, the context's are %s %s", ErrProduct, o.VendorID, o.ClassID, c.VendorID(), c.ClassID())
+	}
+	return o, nil
+}
+
+// Verify decodes a signed order and checks it for context c at time now:
+// signed by the root key (ErrSignature), for the context's product
+// (ErrProduct), within its validity (ErrNotYetValid, ErrExpired).
+func Verify(c *trust.Context, signed []byte, now time.Time) (*Order, error) {
+	o, err := VerifySigned(c, signed)
+	if err != nil {
+		return nil, err
 	}
 	if now.Before(o.NotBefore) {
 		return nil, fmt.Errorf("%w: valid from %s", ErrNotYetValid, o.NotBefore.Format(time.RFC3339))
