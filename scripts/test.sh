@@ -9,6 +9,8 @@ need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 [ -x "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -1)" ] || need+=(postgresql)
+# The dashboard's browser tests (server/dashboard) drive headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]})); then
 	echo "== installing: ${need[*]}"
 	SUDO=""
