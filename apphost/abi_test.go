@@ -2,6 +2,7 @@ package apphost
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"testing"
 
 	"github.com/sbm-project/sbm/sbm"
@@ -97,5 +98,33 @@ func TestAllowedURL(t *testing.T) {
 	}
 	if _, ok := h.allowedURL("http://updates.example/x"); !ok {
 		t.Error("listed host refused")
+	}
+	// https: the configured service's origin only, and only with roots to
+	// verify it.
+	h = &host{opts: &Options{ServiceURL: "https://Fleet.example:8443/api", ServiceRoots: x509.NewCertPool()}}
+	h.opts.defaults()
+	for u, want := range map[string]bool{
+		"https://fleet.example:8443/DEFAULT/controller/v1/x": true,
+		"https://FLEET.example:8443/":                        true,
+		"https://fleet.example/x":                            false, // port 443
+		"https://fleet.example:8444/x":                       false,
+		"https://other.example:8443/x":                       false,
+		"https://u@fleet.example:8443/x":                     false,
+		"http://fleet.example:8443/x":                        false, // not in AllowedHosts
+		"https://127.0.0.1:8443/x":                           false,
+	} {
+		if _, ok := h.allowedURL(u); ok != want {
+			t.Errorf("%q: allowed %v, want %v", u, ok, want)
+		}
+	}
+	h = &host{opts: &Options{ServiceURL: "https://fleet.example:8443"}}
+	h.opts.defaults()
+	if _, ok := h.allowedURL("https://fleet.example:8443/x"); ok {
+		t.Error("https allowed without roots to verify the service")
+	}
+	h = &host{opts: &Options{ServiceURL: "http://fleet.example:8443", ServiceRoots: x509.NewCertPool()}}
+	h.opts.defaults()
+	if _, ok := h.allowedURL("https://fleet.example:8443/x"); ok {
+		t.Error("an http service URL allows https")
 	}
 }

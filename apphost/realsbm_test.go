@@ -48,15 +48,33 @@ type realDevice struct {
 
 // newRealDevice provisions and locks a new device running fw.
 func newRealDevice(t *testing.T, fw vmcu.Firmware) *realDevice {
+	return newRealDeviceSuite(t, fw, trust.SuiteP256)
+}
+
+// newRealDeviceSuite is newRealDevice with a context of the given suite.
+func newRealDeviceSuite(t *testing.T, fw vmcu.Firmware, suite trust.Suite) *realDevice {
+	if testing.Short() {
+		t.Skip("provisioning and programming a 2.6 MB application through the SBM")
+	}
+	return newRealDeviceOf(t, fw, newContext(t, suite))
+}
+
+// newContext returns a fresh security context of suite.
+func newContext(t *testing.T, suite trust.Suite) *trust.Context {
+	c, err := trust.Init(t.TempDir()+"/ctx", &trust.InitOptions{Suite: suite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newRealDeviceOf is newRealDevice with the context c.
+func newRealDeviceOf(t *testing.T, fw vmcu.Firmware, c *trust.Context) *realDevice {
 	if testing.Short() {
 		t.Skip("provisioning and programming a 2.6 MB application through the SBM")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	t.Cleanup(cancel)
-	c, err := trust.Init(t.TempDir()+"/ctx", &trust.InitOptions{Suite: trust.SuiteP256})
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := vmcu.LookupBoard("default")
 	if err != nil {
 		t.Fatal(err)

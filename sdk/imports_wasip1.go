@@ -47,3 +47,9 @@ func sbmFetchRead(handle uint32, buf unsafe.Pointer, bufLen uint32) int32
 
 //go:wasmimport sbm fetch_close
 func sbmFetchClose(handle uint32) int32
+
+//go:wasmimport sbm tls_sign
+func sbmTLSSign(th unsafe.Pointer, thLen uint32, sig unsafe.Pointer, sigLen uint32) int32
+
+//go:wasmimport sbm report
+func sbmReport(nonce unsafe.Pointer, nonceLen uint32, buf unsafe.Pointer, bufLen uint32) int32

@@ -136,6 +136,39 @@ func Attest(nonce []byte) ([]byte, error) {
 	})
 }
 
+// TLSSign signs the TLS 1.3 client CertificateVerify of a handshake with
+// the device identity key: the SBM signs 64 × 0x20 ‖ "TLS 1.3, client
+// CertificateVerify" ‖ 0x00 ‖ transcriptHash (RFC 8446 §4.4.3), so the
+// application supplies only the transcript hash (32 bytes for SHA-256
+// suites, 48 for SHA-384). The 64-byte result is ECDSA r‖s
+// (ecdsa_secp256r1_sha256; TLS carries it DER-encoded) or Ed25519. It
+// signs nothing else: no attestation token, report or data of the
+// application's choosing can come out of it.
+func TLSSign(transcriptHash []byte) ([]byte, error) {
+	if n := len(transcriptHash); n != 32 && n != 48 {
+		return nil, &Error{Op: "tls_sign", Code: CodeBadArgument}
+	}
+	return fill("tls_sign", 128, func(b []byte) int32 {
+		r := sbmTLSSign(ptr(transcriptHash), uint32(len(transcriptHash)), ptr(b), uint32(len(b)))
+		runtime.KeepAlive(transcriptHash)
+		return r
+	})
+}
+
+// Report returns an install report signed by the device (a COSE_Sign1,
+// docs/spec/report.md): the device ID, a sequence number that never
+// repeats, the boots since power-on, the last update's result and the
+// manifest digest of the package it is about, the running application —
+// all filled in by the SBM — and nonce (empty, or 8 to 64 bytes, e.g. the
+// server's challenge).
+func Report(nonce []byte) ([]byte, error) {
+	return fill("report", 1024, func(b []byte) int32 {
+		r := sbmReport(ptr(nonce), uint32(len(nonce)), ptr(b), uint32(len(b)))
+		runtime.KeepAlive(nonce)
+		return r
+	})
+}
+
 // RequestUpdate asks the SBM to install the package in the staging slot:
 // it records the request and resets the device. It returns only on error.
 // After the reset BootInfo's LastUpdate tells the outcome.

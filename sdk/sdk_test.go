@@ -15,10 +15,15 @@ func TestNotOnDevice(t *testing.T) {
 	_, err2 := Attest(make([]byte, 16))
 	_, err3 := Staging.WriteAt([]byte{1}, 0)
 	_, err4 := Fetch("http://127.0.0.1/", io.Discard)
-	for i, err := range []error{err1, err2, err3, err4, RequestUpdate(), VerifyChain([][]byte{{1}})} {
+	_, err5 := TLSSign(make([]byte, 32))
+	_, err6 := Report(nil)
+	for i, err := range []error{err1, err2, err3, err4, RequestUpdate(), VerifyChain([][]byte{{1}}), err5, err6} {
 		if !errors.Is(err, ErrNotOnDevice) {
 			t.Errorf("call %d: %v, want ErrNotOnDevice", i, err)
 		}
+	}
+	if _, err := TLSSign(make([]byte, 33)); !errors.Is(err, ErrBadArgument) {
+		t.Errorf("33-byte transcript hash: %v", err)
 	}
 	var e *Error
 	if !errors.As(err2, &e) || e.Op != "attest" || e.Error() != "sdk: attest: not running on a device (code 199)" {
