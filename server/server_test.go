@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,8 +64,18 @@ type fixture struct {
 // start runs a server on 127.0.0.1 over st until the test ends.
 func start(t *testing.T, c *trust.Context, st store.Store) *fixture {
 	t.Helper()
+	f := startWith(t, c, st, Config{})
+	t.Cleanup(func() { st.Close() })
+	return f
+}
+
+// startWith runs a server with cfg's options over st (which it does not
+// close) until the test ends.
+func startWith(t *testing.T, c *trust.Context, st store.Store, cfg Config) *fixture {
+	t.Helper()
 	logs := &bytes.Buffer{}
-	srv, err := New(Config{Context: c, Store: st, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	cfg.Context, cfg.Store, cfg.Logger = c, st, slog.New(slog.NewJSONHandler(&lockedBuffer{b: logs}, nil))
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +95,6 @@ func start(t *testing.T, c *trust.Context, st store.Store) *fixture {
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		st.Close()
 	})
 	return &fixture{ctx: c, store: st, srv: srv, url: "https://" + ln.Addr().String(), logs: logs}
 }
@@ -414,4 +424,30 @@ func deviceCredential(t *testing.T, c *trust.Context) *trust.ServiceCredential {
 		t.Fatal(err)
 	}
 	return &trust.ServiceCredential{Certificate: cert, Chain: []*x509.Certificate{c.DeviceCACertificate()}, Key: key}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// pgURL returns a new database of the test PostgreSQL server.
+func pgURL(t *testing.T) string { return pgtest.Database(t, pg) }
+
+// openPostgres opens a store instance on the database at url.
+func openPostgres(t *testing.T, url string) store.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -354,6 +356,30 @@ func TestBrowser(t *testing.T) {
 	if cookies, _ := chromedp.Call(other, network.GetCookies, network.GetCookiesParams{URLs: []string{f.ts.URL}}); len(cookies.Cookies) != 0 {
 		t.Errorf("second use set %d cookies", len(cookies.Cookies))
 	}
+
+	// A link followed from another site does not sign in by itself: the
+	// page asks, and the button (from the dashboard's origin) does.
+	clicked, err := f.d.NewLoginToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>chat</title><a id="go" href="%s">your link</a>`, html.EscapeString(f.ts.URL+clicked.Path))
+	}))
+	defer elsewhere.Close()
+	site := tab(t, bctx, errs)
+	open(t, site, elsewhere.URL)
+	if err := chromedp.Do(site, chromedp.Click(chromedp.ID("go")), chromedp.WaitVisible(chromedp.ID("confirm"))); err != nil {
+		t.Fatal(err)
+	}
+	if cookies, _ := chromedp.Call(site, network.GetCookies, network.GetCookiesParams{URLs: []string{f.ts.URL}}); len(cookies.Cookies) != 0 {
+		t.Errorf("a link from another site set %d cookies before the confirmation", len(cookies.Cookies))
+	}
+	if err := chromedp.Do(site, chromedp.Click(chromedp.ID("confirm"))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, site, "the page after the confirmation", `location.pathname === '/dashboard/' && document.body.dataset.renders >= 1`)
 
 	// A link expires.
 	late, err := f.d.NewLoginToken()
