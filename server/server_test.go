@@ -30,7 +30,12 @@ import (
 
 var pg *pgtest.Server
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(crashHelperEnv) != "" {
+		os.Exit(crashHelper())
+	}
+	os.Exit(pgtest.Main(m, &pg))
+}
 
 // engines opens a store of each engine for one test.
 var engines = []struct {
