@@ -23,6 +23,10 @@ const (
 	// MaxReportNonceSize bounds the nonce given to report (0, or at least
 	// MinNonceSize).
 	MaxReportNonceSize = 64
+	// MaxPostSize bounds the body given to fetch_post (64 KiB).
+	MaxPostSize = 64 << 10
+	// MaxContentTypeSize bounds fetch_post's content type.
+	MaxContentTypeSize = 128
 	// MaxURLSize bounds the URL given to fetch_open.
 	MaxURLSize = 2048
 	// maxFetchRead bounds one fetch_read.
@@ -60,6 +64,7 @@ var functions = []hostFunc{
 	{"fetch_close", []api.ValueType{i32}, (*call).fetchClose},
 	{"tls_sign", []api.ValueType{i32, i32, i32, i32}, (*call).tlsSign},
 	{"report", []api.ValueType{i32, i32, i32, i32}, (*call).report},
+	{"fetch_post", []api.ValueType{i32, i32, i32, i32, i32, i32}, (*call).fetchPost},
 }
 
 // hostModule builds the "sbm" import module for this run.

@@ -1,6 +1,7 @@
 package apphost
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -68,8 +69,47 @@ func (c *call) fetchOpen() int32 {
 	if len(raw) == 0 || len(raw) > MaxURLSize {
 		return -CodeBadArgument
 	}
+	return c.open(http.MethodGet, string(raw), nil, "")
+}
+
+// fetchPost serves fetch_post(url, url_len, body, body_len, type,
+// type_len): a POST of the body with that content type, answered through
+// a fetch handle like fetch_open.
+func (c *call) fetchPost() int32 {
+	raw, ok1 := c.view(c.u32(0), c.u32(1))
+	body, ok2 := c.view(c.u32(2), c.u32(3))
+	ctype, ok3 := c.view(c.u32(4), c.u32(5))
+	if !ok1 || !ok2 || !ok3 {
+		return -CodeBadPointer
+	}
+	if len(raw) == 0 || len(raw) > MaxURLSize || len(body) > MaxPostSize || !validContentType(ctype) {
+		return -CodeBadArgument
+	}
+	// The request gets a copy: the module's memory may change after the
+	// call, and net/http reads the body on its own goroutine.
+	return c.open(http.MethodPost, string(raw), append([]byte(nil), body...), string(ctype))
+}
+
+// validContentType reports whether b is 1 to MaxContentTypeSize printable
+// ASCII bytes (no control characters: nothing can be smuggled into the
+// request headers).
+func validContentType(b []byte) bool {
+	if len(b) == 0 || len(b) > MaxContentTypeSize {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// open starts a request to raw and returns its handle: status 200 (any
+// 2xx for a POST) with the response headers in.
+func (c *call) open(method, raw string, body []byte, ctype string) int32 {
 	h := c.h
-	u, ok := h.allowedURL(string(raw))
+	u, ok := h.allowedURL(raw)
 	if !ok {
 		return -CodeDenied
 	}
@@ -84,10 +124,17 @@ func (c *call) fetchOpen() int32 {
 		return -CodeBadHandle
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.opts.FetchTimeout)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		cancel()
 		return -CodeBadArgument
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", ctype)
 	}
 	client := h.opts.HTTPClient
 	if u.Scheme == "https" {
@@ -107,7 +154,7 @@ func (c *call) fetchOpen() int32 {
 		h.logf("fetch %s: %v", u, err)
 		return -CodeNetwork
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && (method != http.MethodPost || resp.StatusCode/100 != 2) {
 		resp.Body.Close()
 		cancel()
 		h.logf("fetch %s: status %s", u, resp.Status)

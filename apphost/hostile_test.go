@@ -133,7 +133,8 @@ func hostileCode(label string) int32 {
 		return CodeBadHandle
 	case has("refused"):
 		return CodeNetwork
-	case has("off-", "straddles", "nonce-short", "nonce-long", "empty", "now-neg"):
+	case has("off-", "straddles", "nonce-short", "nonce-long", "empty", "now-neg", "th-short", "th-long",
+		"th-digest-size", "oversize", "type-ctl"):
 		return CodeBadArgument
 	}
 	return 0

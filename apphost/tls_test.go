@@ -2,6 +2,7 @@ package apphost_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -13,11 +14,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/sbm-project/sbm/apphost"
+	"github.com/sbm-project/sbm/attest/report"
+	"github.com/sbm-project/sbm/attest/verifier"
 	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/sbm"
 	"github.com/sbm-project/sbm/sim"
@@ -176,10 +180,12 @@ func otherContext(t *testing.T, suite trust.Suite) *trust.Context {
 	return c
 }
 
-// TestRealSBMFetchHTTPS: the updater, on the real SBM, downloads its
-// update from the configured service over https with mTLS — the device
-// certificate from the SBM, the CertificateVerify through tls_sign — and
-// installs it; an https URL of any other origin is refused without a
+// TestRealSBMFetchHTTPS: the updater, on the real SBM, talks to the
+// configured service over https with mTLS only — the device certificate
+// from the SBM, the CertificateVerify through tls_sign: it posts an install
+// report the service verifies against the client certificate, downloads
+// its update and installs it, and after the reboot posts a report that
+// says so; an https URL of any other origin is refused without a
 // connection.
 func TestRealSBMFetchHTTPS(t *testing.T) {
 	if testing.Short() {
@@ -187,12 +193,25 @@ func TestRealSBMFetchHTTPS(t *testing.T) {
 	}
 	c := newContext(t, trust.SuiteP256)
 	var hits atomic.Int32
-	var peer atomic.Value
 	var pkg atomic.Value
+	reports := make(chan *report.Report, 4)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		peer.Store(r.TLS.PeerCertificates[0].Subject.CommonName)
-		w.Write(pkg.Load().([]byte))
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v2.pkg":
+			w.Write(pkg.Load().([]byte))
+		case r.Method == http.MethodPost && r.URL.Path == "/reports":
+			b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+			rep, err := verifier.VerifyReport(b, r.TLS.PeerCertificates[0])
+			if err != nil || r.Header.Get("Content-Type") != `application/cose; cose-type="cose-sign1"` {
+				http.Error(w, fmt.Sprint("bad report: ", err), http.StatusBadRequest)
+				return
+			}
+			reports <- rep
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
 	}))
 	pool := x509.NewCertPool()
 	pool.AddCert(c.DeviceCACertificate())
@@ -202,10 +221,10 @@ func TestRealSBMFetchHTTPS(t *testing.T) {
 	opts := &apphost.Options{Cache: apphost.TestCache, ServiceURL: srv.URL, ServiceRoots: roots(srv)}
 	v := newRealDeviceOf(t, sim.FirmwareWithApps(nil, opts), c)
 
-	v.program(apphost.BuiltApp("updater"), "1.0.0", 1)
+	updater := apphost.BuiltApp("updater")
+	v.program(updater, "1.0.0", 1)
 	waitFor(t, &v.out, "ready")
-	hello := apphost.BuiltApp("hello")
-	p2, u2 := v.pack(hello, "2.0.0", 2)
+	p2, u2 := v.pack(updater, "2.0.0", 2)
 	b, err := withUPK(p2, u2)
 	if err != nil {
 		t.Fatal(err)
@@ -218,9 +237,24 @@ func TestRealSBMFetchHTTPS(t *testing.T) {
 	if hits.Load() != 0 {
 		t.Fatal("a denied origin reached the server")
 	}
+	id := v.prov.ID
+	v.send("send-report " + srv.URL + "/reports 00112233445566778899")
+	r1 := <-reports
+	if !bytes.Equal(r1.DeviceID, id) || r1.Updated || !r1.HasResult || r1.Result != 0 || r1.App.Version != "1.0.0" ||
+		!bytes.Equal(r1.Nonce, []byte{0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99}) {
+		t.Fatalf("report before the update: %+v", r1)
+	}
 	v.send("update " + srv.URL + "/v2.pkg")
-	waitFor(t, &v.out, "hello: application 2.0.0 on SBM")
-	if hits.Load() != 1 || peer.Load() != "SBM device "+hex.EncodeToString(v.prov.ID) {
-		t.Fatalf("server hits %d, client certificate %v", hits.Load(), peer.Load())
+	waitMatch(t, &v.out, regexp.MustCompile(`application 2\.0\.0 on SBM[\s\S]*ready`))
+	v.send("send-report " + srv.URL + "/reports")
+	r2 := <-reports
+	d2 := sha256.Sum256(p2.Manifest)
+	if !r2.Updated || r2.Result != 0 || r2.Detail != "installed 2.0.0" || !r2.HasPackage || r2.Package != d2 ||
+		r2.App.Version != "2.0.0" || r2.App.ManifestDigest != d2 || r2.Sequence <= r1.Sequence || len(r2.Nonce) != 0 {
+		t.Fatalf("report after the update: %+v (first %#x)", r2, r1.Sequence)
+	}
+	waitFor(t, &v.out, "report: ")
+	if n := hits.Load(); n != 3 {
+		t.Fatalf("server hits %d, want 3 (report, package, report)", n)
 	}
 }

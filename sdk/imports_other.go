@@ -25,3 +25,6 @@ func sbmFetchRead(uint32, unsafe.Pointer, uint32) int32               { return n
 func sbmFetchClose(uint32) int32                                      { return notOnDevice }
 func sbmTLSSign(unsafe.Pointer, uint32, unsafe.Pointer, uint32) int32 { return notOnDevice }
 func sbmReport(unsafe.Pointer, uint32, unsafe.Pointer, uint32) int32  { return notOnDevice }
+func sbmFetchPost(unsafe.Pointer, uint32, unsafe.Pointer, uint32, unsafe.Pointer, uint32) int32 {
+	return notOnDevice
+}

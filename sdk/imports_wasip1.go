@@ -53,3 +53,6 @@ func sbmTLSSign(th unsafe.Pointer, thLen uint32, sig unsafe.Pointer, sigLen uint
 
 //go:wasmimport sbm report
 func sbmReport(nonce unsafe.Pointer, nonceLen uint32, buf unsafe.Pointer, bufLen uint32) int32
+
+//go:wasmimport sbm fetch_post
+func sbmFetchPost(url unsafe.Pointer, urlLen uint32, body unsafe.Pointer, bodyLen uint32, ctype unsafe.Pointer, ctypeLen uint32) int32

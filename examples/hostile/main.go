@@ -72,6 +72,19 @@ func main() {
 	expectBad("attest/nonce-neg", attest(b, neg1, b+128, 2048))
 	expectBad("attest/buf-out", attest(b, 16, top-100, 2048))
 
+	expectBad("tls_sign/th-out", tlsSign(top-16, 32, b, 128))
+	expectBad("tls_sign/sig-out", tlsSign(b, 32, top-10, 128))
+	expectBad("tls_sign/len-huge", tlsSign(b, huge, b, 128))
+	expectBad("tls_sign/th-short", tlsSign(b, 31, b+64, 128))
+	expectBad("tls_sign/th-long", tlsSign(b, 49, b+64, 128))
+	expectBad("tls_sign/th-digest-size-64", tlsSign(b, 64, b+128, 128))
+
+	expectBad("report/nonce-out", report(top-4, 16, b, 2048))
+	expectBad("report/nonce-short", report(b, 4, b+64, 2048))
+	expectBad("report/nonce-long", report(b, 65, b+128, 2048))
+	expectBad("report/nonce-neg", report(b, neg1, b+128, 2048))
+	expectBad("report/buf-out", report(b, 16, top-100, 2048))
+
 	size := stagingSize()
 	expectGood("staging_size", size)
 	s := uint32(size)
@@ -97,6 +110,19 @@ func main() {
 		p, n := str(u)
 		expectBad("fetch_open/denied "+u, fetchOpen(p, n))
 	}
+	ct, ctn := str("application/cose")
+	pu, pn := str("http://127.0.0.1:1/reports")
+	expectBad("fetch_post/ptr-out", fetchPost(top-3, 20, b, 16, ct, ctn))
+	expectBad("fetch_post/body-out", fetchPost(pu, pn, top-4, 16, ct, ctn))
+	expectBad("fetch_post/type-out", fetchPost(pu, pn, b, 16, top-2, 16))
+	expectBad("fetch_post/body-oversize", fetchPost(pu, pn, b, 64<<10+1, ct, ctn))
+	expectBad("fetch_post/type-empty", fetchPost(pu, pn, b, 16, ct, 0))
+	cc, ccn := str("text/plain\r\nX-Injected: 1")
+	expectBad("fetch_post/type-ctl", fetchPost(pu, pn, b, 16, cc, ccn))
+	du, dn := str("https://example.com/reports")
+	expectBad("fetch_post/denied https://example.com/reports", fetchPost(du, dn, b, 16, ct, ctn))
+	expectBad("fetch_post/refused", fetchPost(pu, pn, b, 16, ct, ctn))
+
 	p, n := str("http://127.0.0.1:1/refused")
 	expectBad("fetch_open/refused", fetchOpen(p, n))
 	expectBad("fetch_read/bad-handle", fetchRead(99, b, 16))
@@ -140,6 +166,15 @@ func sign(digest, sig, n uint32) int32
 
 //go:wasmimport sbm attest
 func attest(nonce, nonceLen, buf, n uint32) int32
+
+//go:wasmimport sbm tls_sign
+func tlsSign(th, thLen, sig, n uint32) int32
+
+//go:wasmimport sbm report
+func report(nonce, nonceLen, buf, n uint32) int32
+
+//go:wasmimport sbm fetch_post
+func fetchPost(url, urlLen, body, bodyLen, ctype, ctypeLen uint32) int32
 
 //go:wasmimport sbm staging_size
 func stagingSize() int32

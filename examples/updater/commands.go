@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/sbm-project/sbm/sdk"
 )
@@ -106,6 +107,54 @@ func update(args []string) error {
 		return fmt.Errorf("request update: %w", err)
 	}
 	fmt.Println("update: requested")
+	return nil
+}
+
+// reportContentType is the media type of a COSE_Sign1 (RFC 9052 §9).
+const reportContentType = `application/cose; cose-type="cose-sign1"`
+
+// makeReport returns an install report for the optional nonce argument.
+func makeReport(args []string) ([]byte, error) {
+	var nonce []byte
+	if len(args) > 1 {
+		return nil, errors.New("want at most one argument: a nonce in hex")
+	}
+	if len(args) == 1 {
+		var err error
+		if nonce, err = hex.DecodeString(args[0]); err != nil {
+			return nil, fmt.Errorf("nonce: %w", err)
+		}
+	}
+	return sdk.Report(nonce)
+}
+
+func report(args []string) error {
+	rep, err := makeReport(args)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("report %x\n", rep)
+	return nil
+}
+
+func sendReport(args []string) error {
+	if len(args) < 1 {
+		return errors.New("want the URL to post the report to, then optionally a nonce in hex")
+	}
+	rep, err := makeReport(args[1:])
+	if err != nil {
+		return err
+	}
+	rc, err := sdk.Post(args[0], reportContentType, rep)
+	if err != nil {
+		return fmt.Errorf("post: %w", err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(io.Discard, io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return fmt.Errorf("post: %w", err)
+	}
+	fmt.Printf("report: %d bytes posted, %d bytes answered\n", len(rep), n)
 	return nil
 }
 

@@ -10,9 +10,14 @@
 //	sign HEX           print "signature HEX" over a 32-byte SHA-256 digest
 //	chain              fetch the device certificate chain and verify it
 //	                   against the device's trust anchors
-//	update URL         download the package at URL (http, local host) into
-//	                   the staging slot and request the update; the device
+//	update URL         download the package at URL (http, local host; or
+//	                   https, the configured service, with mTLS) into the
+//	                   staging slot and request the update; the device
 //	                   resets and the SBM installs it
+//	report [HEX]       print "report HEX": an install report signed by the
+//	                   SBM (optional nonce)
+//	send-report URL [HEX]
+//	                   post an install report to URL (same URLs as update)
 //	recovery           reset into the SBM's recovery mode
 //	quit               exit
 //
@@ -64,7 +69,7 @@ func run(line string) bool {
 	}
 	cmd, ok := commands[f[0]]
 	if !ok {
-		fmt.Printf("error: unknown command %q (info, attest, sign, chain, update, recovery, quit)\n", f[0])
+		fmt.Printf("error: unknown command %q (info, attest, sign, chain, update, report, send-report, recovery, quit)\n", f[0])
 		return true
 	}
 	err := cmd(f[1:])
@@ -84,12 +89,14 @@ var commands map[string]func(args []string) error
 
 func init() {
 	commands = map[string]func(args []string) error{
-		"info":     info,
-		"attest":   attest,
-		"sign":     sign,
-		"chain":    chain,
-		"update":   update,
-		"recovery": recovery,
-		"quit":     func([]string) error { return errQuit },
+		"info":        info,
+		"attest":      attest,
+		"sign":        sign,
+		"chain":       chain,
+		"update":      update,
+		"report":      report,
+		"send-report": sendReport,
+		"recovery":    recovery,
+		"quit":        func([]string) error { return errQuit },
 	}
 }
