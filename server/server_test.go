@@ -67,7 +67,7 @@ type fixture struct {
 }
 
 // start runs a server on 127.0.0.1 over st until the test ends.
-func start(t *testing.T, c *trust.Context, st store.Store) *fixture {
+func start(t testing.TB, c *trust.Context, st store.Store) *fixture {
 	t.Helper()
 	f := startWith(t, c, st, Config{})
 	t.Cleanup(func() { st.Close() })
@@ -76,7 +76,7 @@ func start(t *testing.T, c *trust.Context, st store.Store) *fixture {
 
 // startWith runs a server with cfg's options over st (which it does not
 // close) until the test ends.
-func startWith(t *testing.T, c *trust.Context, st store.Store, cfg Config) *fixture {
+func startWith(t testing.TB, c *trust.Context, st store.Store, cfg Config) *fixture {
 	t.Helper()
 	logs := &bytes.Buffer{}
 	cfg.Context, cfg.Store, cfg.Logger = c, st, slog.New(slog.NewJSONHandler(&lockedBuffer{b: logs}, nil))
@@ -113,7 +113,7 @@ func newContext(t *testing.T) *trust.Context {
 	return c
 }
 
-func (f *fixture) client(t *testing.T, cred *trust.ServiceCredential) *Client {
+func (f *fixture) client(t testing.TB, cred *trust.ServiceCredential) *Client {
 	t.Helper()
 	cl, err := NewClient(f.ctx, f.url, cred)
 	if err != nil {
@@ -123,7 +123,7 @@ func (f *fixture) client(t *testing.T, cred *trust.ServiceCredential) *Client {
 	return cl
 }
 
-func (f *fixture) operator(t *testing.T) *Client {
+func (f *fixture) operator(t testing.TB) *Client {
 	t.Helper()
 	cred, err := f.ctx.OperatorCredential()
 	if err != nil {
@@ -444,10 +444,10 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 
 // pgURL returns a new database of the test PostgreSQL server.
-func pgURL(t *testing.T) string { return pgtest.Database(t, pg) }
+func pgURL(t testing.TB) string { return pgtest.Database(t, pg) }
 
 // openPostgres opens a store instance on the database at url.
-func openPostgres(t *testing.T, url string) store.Store {
+func openPostgres(t testing.TB, url string) store.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), url)
 	if err != nil {

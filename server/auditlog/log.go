@@ -98,7 +98,7 @@ func (l *Log) tryAppend(ctx context.Context, data []byte) (int64, *Checkpoint, e
 	if err != nil {
 		return 0, nil, err
 	}
-	hr := l.hashReader(ctx)
+	hr := memoHashes(l.hashReader(ctx))
 	hashes, err := tlog.StoredHashes(n, data, hr)
 	if err != nil {
 		return 0, nil, err
@@ -234,4 +234,36 @@ func VerifyConsistency(older, newer *Checkpoint, proof tlog.TreeProof) error {
 		return fmt.Errorf("auditlog: tree of size %d not a prefix of size %d: %w", older.Size, newer.Size, err)
 	}
 	return nil
+}
+
+// memoHashes remembers what r read: an append reads the same stored hashes
+// twice (for the new hashes, then for the root), which a store answers
+// once.
+func memoHashes(r tlog.HashReader) tlog.HashReader {
+	seen := map[int64]tlog.Hash{}
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		var missing []int64
+		for _, x := range indexes {
+			if _, ok := seen[x]; !ok {
+				missing = append(missing, x)
+			}
+		}
+		if len(missing) > 0 {
+			got, err := r.ReadHashes(missing)
+			if err != nil {
+				return nil, err
+			}
+			if len(got) != len(missing) {
+				return nil, fmt.Errorf("read %d hashes, want %d", len(got), len(missing))
+			}
+			for i, x := range missing {
+				seen[x] = got[i]
+			}
+		}
+		out := make([]tlog.Hash, len(indexes))
+		for i, x := range indexes {
+			out[i] = seen[x]
+		}
+		return out, nil
+	})
 }

@@ -167,6 +167,20 @@ func testCertify(t *testing.T, open func() (store.Store, error)) {
 		t.Fatalf("stale reservations an hour ago %+v, %v", stale, err)
 	}
 
+	// d3 is reserved, then the order revoked: it is never certified.
+	defer func() {
+		d3 := &store.Device{DeviceID: "d3", OrderID: "o1", Certificate: []byte("cert d3")}
+		wantErr(t, "certify under a revoked order", s.Certify(ctx, d3, certifiedEntry("o1", d3)), store.ErrOrderRevoked)
+		if _, err := s.Device(ctx, "d3"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("device certified under a revoked order: %v", err)
+		}
+		if r, _ := s.Reservation(ctx, "d3"); r.State != store.Reserved {
+			t.Fatalf("reservation after a refused certify: %s", r.State)
+		}
+		if n, _ := s.Log().Size(ctx); n != 4 {
+			t.Fatalf("log size %d after a refused certify, want 4", n)
+		}
+	}()
 	if err := s.RevokeOrderLogged(ctx, "o1", func(ctx context.Context, ls auditlog.Store) error {
 		_, err := appendEntry(ctx, ls, &auditlog.Entry{Kind: auditlog.OrderRevoked, Order: orderID("o1")})
 		return err

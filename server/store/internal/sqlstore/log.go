@@ -67,10 +67,13 @@ func (l *logStore) Append(ctx context.Context, index int64, rec auditlog.Record,
 		return l.s.errorf("log append", err)
 	}
 	first := tlog.StoredHashIndex(0, index)
+	args := make([]any, 0, 2*len(hashes))
 	for i, h := range hashes {
-		if _, err := l.q.ExecContext(ctx, l.s.q(`INSERT INTO log_hashes (idx, hash) VALUES (?, ?)`), first+int64(i), h[:]); err != nil {
-			return l.s.errorf("log append", err)
-		}
+		args = append(args, first+int64(i), h[:])
+	}
+	query := `INSERT INTO log_hashes (idx, hash) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, len(hashes)-1)
+	if _, err := l.q.ExecContext(ctx, l.s.q(query), args...); err != nil {
+		return l.s.errorf("log append", err)
 	}
 	if _, err := l.q.ExecContext(ctx, l.s.q(`UPDATE log_head SET size = ? WHERE id = 1`), index+1); err != nil {
 		return l.s.errorf("log append", err)

@@ -61,23 +61,54 @@ func (s *Store) RevokeOrderLogged(ctx context.Context, id string, logf func(cont
 	})
 }
 
-// Certify implements store.Store.
+// Certify implements store.Store. The order's counter row is locked as
+// late as possible (its certified count is what the log entry needs), so
+// that concurrent certifications are serialized only for the counter
+// update, the log append and the device record. Locks are taken in the
+// order counter, reservation, log head, as Spoil and RevokeOrder take them.
 func (s *Store) Certify(ctx context.Context, d *store.Device, logf func(context.Context, int64, auditlog.Store) (int64, error)) error {
 	created := d.Created
 	if created.IsZero() {
 		created = s.now()
 	}
 	return s.inTx(ctx, "certify", func(tx *sql.Tx) error {
-		res, moved, err := s.settleTx(ctx, tx, "certify", d.OrderID, d.DeviceID, store.Committed, store.Spoiled, "spoiled", s.countCertified)
+		res, err := s.reservation(ctx, tx, d.DeviceID)
 		if err != nil {
 			return err
 		}
-		if !moved && res.State == store.Committed {
-			return fmt.Errorf("device %s: %w", d.DeviceID, store.ErrDeviceCertified)
+		if err := certifiable(res, d); err != nil {
+			return err
 		}
 		var certified int64
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT certified FROM counters WHERE order_id = ?`), d.OrderID).Scan(&certified); err != nil {
+		err = tx.QueryRowContext(ctx, s.q(`UPDATE counters SET certified = certified + 1 WHERE order_id = ? RETURNING certified`), d.OrderID).Scan(&certified)
+		if err != nil {
 			return s.errorf("certify", err)
+		}
+		// Under the counter lock: a revocation committed before it is
+		// seen here; one not yet committed waits for this certification.
+		var state string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM orders WHERE id = ?`), d.OrderID).Scan(&state); err != nil {
+			return s.errorf("certify", err)
+		}
+		if store.OrderState(state) != store.OrderActive {
+			return fmt.Errorf("order %s: %w", d.OrderID, store.ErrOrderRevoked)
+		}
+		r, err := tx.ExecContext(ctx, s.q(`UPDATE reservations SET state = ? WHERE device_id = ? AND order_id = ? AND state = ?`),
+			string(store.Committed), d.DeviceID, d.OrderID, string(store.Reserved))
+		if err != nil {
+			return s.errorf("certify", err)
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return s.errorf("certify", err)
+		} else if n != 1 {
+			// Committed or spoiled meanwhile.
+			if res, err = s.reservation(ctx, tx, d.DeviceID); err != nil {
+				return err
+			}
+			if err := certifiable(res, d); err != nil {
+				return err
+			}
+			return fmt.Errorf("device %s: %w", d.DeviceID, store.ErrReservationState)
 		}
 		index, err := logf(ctx, certified, s.txLog(tx))
 		if err != nil {
@@ -97,6 +128,19 @@ func (s *Store) Certify(ctx context.Context, d *store.Device, logf func(context.
 		d.LogIndex = index
 		return nil
 	})
+}
+
+// certifiable checks that res is d's reservation and still reserved.
+func certifiable(res store.Reservation, d *store.Device) error {
+	switch {
+	case res.OrderID != d.OrderID:
+		return fmt.Errorf("device %s under order %s: %w", d.DeviceID, d.OrderID, store.ErrNotFound)
+	case res.State == store.Committed:
+		return fmt.Errorf("device %s: %w", d.DeviceID, store.ErrDeviceCertified)
+	case res.State == store.Spoiled:
+		return fmt.Errorf("device %s is spoiled: %w", d.DeviceID, store.ErrReservationState)
+	}
+	return nil
 }
 
 // Device implements store.Store.

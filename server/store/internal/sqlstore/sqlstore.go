@@ -246,17 +246,14 @@ func (s *Store) Orders(ctx context.Context) ([]*store.Order, error) {
 // until the end of tx.
 func (s *Store) lockCounter(ctx context.Context, tx *sql.Tx, orderID string) (store.OrderState, store.Counter, error) {
 	c := store.Counter{OrderID: orderID}
-	err := tx.QueryRowContext(ctx, s.q(`SELECT count, used, spoiled, certified FROM counters WHERE order_id = ? FOR UPDATE`), orderID).
-		Scan(&c.Count, &c.Used, &c.Spoiled, &c.Certified)
+	var state string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT c.count, c.used, c.spoiled, c.certified, o.state FROM counters c JOIN orders o ON o.id = c.order_id
+		WHERE c.order_id = ? FOR UPDATE`), orderID).Scan(&c.Count, &c.Used, &c.Spoiled, &c.Certified, &state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", c, fmt.Errorf("order %s: %w", orderID, store.ErrNotFound)
 	}
 	if err != nil {
 		return "", c, s.errorf("lock counter", err)
-	}
-	var state string
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM orders WHERE id = ?`), orderID).Scan(&state); err != nil {
-		return "", c, s.errorf("read order state", err)
 	}
 	return store.OrderState(state), c, nil
 }
@@ -556,8 +553,16 @@ func (s *Store) settleTx(ctx context.Context, tx *sql.Tx, op, orderID, deviceID 
 	case other:
 		return res, false, fmt.Errorf("device %s is %s: %w", deviceID, otherName, store.ErrReservationState)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE reservations SET state = ? WHERE device_id = ?`), string(to), deviceID); err != nil {
+	// Conditional on the state read: a concurrent Certify (which locks the
+	// reservation row after the counter) cannot be overwritten.
+	r, err := tx.ExecContext(ctx, s.q(`UPDATE reservations SET state = ? WHERE device_id = ? AND state = ?`), string(to), deviceID, string(res.State))
+	if err != nil {
 		return res, false, s.errorf(op, err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return res, false, s.errorf(op, err)
+	} else if n != 1 {
+		return res, false, fmt.Errorf("device %s changed state: %w", deviceID, store.ErrReservationState)
 	}
 	if counts != nil {
 		if err := counts(tx, res); err != nil {
