@@ -79,7 +79,7 @@ func TestServicesTLSSign(t *testing.T) {
 			v, _ := withV1(t, c, 37)
 			th32 := sha256.Sum256([]byte("transcript"))
 			th48 := bytes.Repeat([]byte{0x48}, 48)
-			var sig32, sig48, tokSig, repSig, signTLS []byte
+			var sig32, sig48, tokSig, repSig, signTLS, signRep []byte
 			var tok, rep []byte
 			v.run(func(s Services) {
 				var err error
@@ -118,6 +118,12 @@ func TestServicesTLSSign(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				// Nor can Sign make a report (TestServicesSign: nor a token).
+				s1, _ := cose.DecodeSign1(rep)
+				dr := sha256.Sum256(cose.AppendSigStructure(nil, s1.Protected, s1.Payload))
+				if signRep, err = s.Sign(nil, dr[:]); err != nil {
+					t.Fatal(err)
+				}
 				// Sign cannot stand in for TLSSign either.
 				d := sha256.Sum256(tlsContent(th32[:]))
 				if signTLS, err = s.Sign(nil, d[:]); err != nil {
@@ -139,6 +145,10 @@ func TestServicesTLSSign(t *testing.T) {
 				t.Fatal("Sign produced a TLS CertificateVerify signature")
 			}
 			alg, raw := v.keyOf(t)
+			s1, _ := cose.DecodeSign1(rep)
+			if _, err := report.Verify(cose.AppendSign1(nil, s1.Protected, nil, s1.Payload, signRep), alg, raw); err == nil {
+				t.Fatal("a report signed through Sign verifies")
+			}
 			for _, f := range []struct {
 				name     string
 				msg, sig []byte
