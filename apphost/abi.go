@@ -52,6 +52,8 @@ var functions = []hostFunc{
 	{"cert_chain", []api.ValueType{i32, i32}, (*call).certChain},
 	{"verify_chain", []api.ValueType{i32, i32, i64}, (*call).verifyChain},
 	{"sign", []api.ValueType{i32, i32, i32}, (*call).sign},
+	{"tls_sign", []api.ValueType{i32, i32, i32, i32}, (*call).tlsSign},
+	{"report", []api.ValueType{i32, i32, i32, i32}, (*call).report},
 	{"attest", []api.ValueType{i32, i32, i32, i32}, (*call).attest},
 	{"staging_size", nil, (*call).stagingSize},
 	{"staging_erase", nil, (*call).stagingErase},
@@ -60,11 +62,9 @@ var functions = []hostFunc{
 	{"request_update", nil, (*call).requestUpdate},
 	{"request_recovery", nil, (*call).requestRecovery},
 	{"fetch_open", []api.ValueType{i32, i32}, (*call).fetchOpen},
+	{"fetch_post", []api.ValueType{i32, i32, i32, i32, i32, i32}, (*call).fetchPost},
 	{"fetch_read", []api.ValueType{i32, i32, i32}, (*call).fetchRead},
 	{"fetch_close", []api.ValueType{i32}, (*call).fetchClose},
-	{"tls_sign", []api.ValueType{i32, i32, i32, i32}, (*call).tlsSign},
-	{"report", []api.ValueType{i32, i32, i32, i32}, (*call).report},
-	{"fetch_post", []api.ValueType{i32, i32, i32, i32, i32, i32}, (*call).fetchPost},
 }
 
 // hostModule builds the "sbm" import module for this run.

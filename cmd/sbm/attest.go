@@ -217,6 +217,14 @@ not be running. Exit status 1 if the device does not boot an application.`,
 // requestToken boots the device in dir once and asks the SBM's services
 // for a token.
 func requestToken(ctx context.Context, dir string, nonce []byte) ([]byte, error) {
+	return requestFromSBM(ctx, dir, "attestation service", func(s sbm.Services) ([]byte, error) {
+		return s.Attest(nil, nonce)
+	})
+}
+
+// requestFromSBM boots the device in dir once and, when the SBM launches
+// its application, calls call with the SBM's services instead.
+func requestFromSBM(ctx context.Context, dir, what string, call func(sbm.Services) ([]byte, error)) ([]byte, error) {
 	d, err := vmcu.Open(dir)
 	if err != nil {
 		return nil, err
@@ -230,7 +238,7 @@ func requestToken(ctx context.Context, dir string, nonce []byte) ([]byte, error)
 	fw := sim.Firmware(&sbm.Options{
 		Launch: func(a *sbm.AppInfo) {
 			launched = true
-			tok, aerr = a.Services.Attest(nil, nonce)
+			tok, aerr = call(a.Services)
 		},
 		Serve: func(_ hal.UART, _ wire.Target, sys hal.System, _ time.Duration) bool {
 			recovery = true
@@ -246,7 +254,7 @@ func requestToken(ctx context.Context, dir string, nonce []byte) ([]byte, error)
 	case recovery || !launched:
 		return nil, fmt.Errorf("%s: the SBM did not launch an application (see sbm device info)", dir)
 	case aerr != nil:
-		return nil, fmt.Errorf("attestation service: %w", aerr)
+		return nil, fmt.Errorf("%s: %w", what, aerr)
 	}
 	return tok, nil
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sbm-project/sbm/apphost"
 	"github.com/sbm-project/sbm/sim"
 	"github.com/sbm-project/sbm/vmcu"
 )
@@ -22,10 +26,10 @@ import (
 // Secure Boot Manager, which runs the verified WebAssembly application with
 // the SBM's runtime services (and reports an unprogrammed SBM region as
 // such), or the vmcu's placeholder, which only exercises the hardware.
-func deviceFirmware(name string) (vmcu.Firmware, error) {
+func deviceFirmware(name string, app *apphost.Options) (vmcu.Firmware, error) {
 	switch name {
 	case "sbm":
-		return sim.FirmwareWithApps(nil, nil), nil
+		return sim.FirmwareWithApps(nil, app), nil
 	case "placeholder":
 		return vmcu.Placeholder(), nil
 	}
@@ -38,6 +42,8 @@ func newDeviceRunCmd(cio *cliIO) *cobra.Command {
 		baud     int
 		recovery bool
 		firmware string
+		service  string
+		caFile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run DIR",
@@ -54,7 +60,13 @@ adapter), with tcp:127.0.0.1:PORT a TCP listener on the loopback interface
 directions at 10 bits per byte.
 
 While running, DIR/debug.sock is the debug port and DIR/control.sock the
-control socket (reset button, recovery pin, fault injection).`,
+control socket (reset button, recovery pin, fault injection).
+
+The application may fetch over http from the local machine only. With
+--service URL (https) it may also reach that one origin over https: the
+runtime verifies the service's certificate against --service-ca and
+authenticates as the device with mutual TLS, the device certificate from
+the SBM and its key through the SBM (docs/spec/services.md, fetch_open).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if baud < 0 || baud > 100_000_000 {
@@ -68,12 +80,18 @@ control socket (reset button, recovery pin, fault injection).`,
 				}
 				eps = append(eps, ep)
 			}
-			return runDevice(cmd.Context(), cio, args[0], eps, baud, recovery, firmware)
+			app, err := serviceOptions(service, caFile)
+			if err != nil {
+				return err
+			}
+			return runDevice(cmd.Context(), cio, args[0], eps, baud, recovery, firmware, app)
 		},
 	}
 	cmd.Flags().StringArrayVar(&uarts, "uart", nil, "attach the UART to `ENDPOINT`: pty:LINK or tcp:127.0.0.1:PORT (repeatable)")
 	cmd.Flags().IntVar(&baud, "baud", 0, "pace the UART at `N` bits per second (0: unpaced)")
 	cmd.Flags().BoolVar(&recovery, "recovery", false, "hold the recovery pin at the first boot")
+	cmd.Flags().StringVar(&service, "service", "", "let the application reach the service at `URL` (https) with mTLS as the device")
+	cmd.Flags().StringVar(&caFile, "service-ca", "", "PEM `FILE` of the CA certificates that verify the service (required with --service)")
 	cmd.Flags().StringVar(&firmware, "firmware", "sbm", "boot firmware `NAME`: sbm, or placeholder (exercises the hardware only)")
 	registerCompletion(cmd, "firmware", fixedValues("sbm\tthe Secure Boot Manager", "placeholder\texercises the hardware only"))
 	return cmd
@@ -116,12 +134,39 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func runDevice(ctx context.Context, cio *cliIO, dir string, eps []uartEndpoint, baud int, recovery bool, firmware string) error {
+// serviceOptions returns the runtime options for --service and
+// --service-ca (nil without --service).
+func serviceOptions(service, caFile string) (*apphost.Options, error) {
+	if service == "" {
+		if caFile != "" {
+			return nil, usagef("--service-ca needs --service")
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(service)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.User != nil {
+		return nil, usagef("--service %q: want an https URL with a host", service)
+	}
+	if caFile == "" {
+		return nil, usagef("--service needs --service-ca FILE (the CA certificates that verify the service)")
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--service-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usagef("--service-ca %s: no PEM certificate in it", caFile)
+	}
+	return &apphost.Options{ServiceURL: service, ServiceRoots: pool}, nil
+}
+
+func runDevice(ctx context.Context, cio *cliIO, dir string, eps []uartEndpoint, baud int, recovery bool, firmware string, app *apphost.Options) error {
 	// SIGTERM (kill PID, or kill %1 for a job backgrounded in a shell)
 	// powers the device off like Ctrl-C.
 	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stopSignals()
-	fw, err := deviceFirmware(firmware)
+	fw, err := deviceFirmware(firmware, app)
 	if err != nil {
 		return err
 	}
@@ -161,6 +206,9 @@ func runDevice(ctx context.Context, cio *cliIO, dir string, eps []uartEndpoint, 
 	fmt.Fprintf(out, "control: %s\n", filepath.Join(dir, vmcu.ControlSocket))
 	if c, ok := d.ArmedPowerCut(); ok {
 		fmt.Fprintf(out, "power cut armed: %v\n", c)
+	}
+	if app != nil {
+		fmt.Fprintf(out, "service: %s (mTLS as the device)\n", app.ServiceURL)
 	}
 	fmt.Fprintf(out, "vmcu: power on (board %s)\n", d.Board().Name)
 	if err := d.Run(ctx, fw, recovery); err != nil {
