@@ -227,6 +227,9 @@ type Store interface {
 	// Releases returns every release without its package, oldest first.
 	Releases(ctx context.Context) ([]*Release, error)
 
+	// Fleet is the update service's storage (fleet.go).
+	Fleet
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

@@ -38,6 +38,7 @@ func Run(t *testing.T, newDB Opener) {
 		{"LogRace", testLogRace},
 		{"Releases", testReleases},
 	}
+	tests = append(tests, fleetTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.f(t, newDB(t)) })
 	}
