@@ -301,7 +301,7 @@ type OrderStatus struct {
 	Remaining int64     `json:"remaining"`
 	NotAfter  time.Time `json:"not_after"`
 	Loaded    time.Time `json:"loaded"`
-	Lines     []Line    `json:"lines,omitempty"`
+	Lines     []Line    `json:"lines"`
 }
 
 // Line is one production line's sub-quota of an order.
@@ -328,7 +328,7 @@ func (s *Server) status(ctx context.Context, o *store.Order) (OrderStatus, error
 		return OrderStatus{}, err
 	}
 	st := OrderStatus{ID: o.ID, State: string(o.State), VendorID: o.VendorID, ClassID: o.ClassID,
-		Count: c.Count, Used: c.Used, Spoiled: c.Spoiled, Remaining: c.Remaining(), NotAfter: o.NotAfter, Loaded: o.Created}
+		Count: c.Count, Used: c.Used, Spoiled: c.Spoiled, Remaining: c.Remaining(), NotAfter: o.NotAfter, Loaded: o.Created, Lines: []Line{}}
 	for _, q := range qs {
 		st.Lines = append(st.Lines, Line{Name: q.Line, Count: q.Count, Used: q.Used, Spoiled: q.Spoiled, Remaining: q.Remaining()})
 	}
@@ -438,7 +438,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	oid, err := parseOrderID(id)
 	if err != nil {
-		writeError(w, http.StatusNotFound, err)
+		writeError(w, http.StatusNotFound, fmt.Errorf("order %s: %w", id, store.ErrNotFound))
 		return
 	}
 	err = s.store.RevokeOrderLogged(r.Context(), id, func(ctx context.Context, ls auditlog.Store) error {

@@ -23,14 +23,20 @@ import (
 
 // auditJSON is the JSON output of "sbm production audit".
 type auditJSON struct {
-	OK          bool              `json:"ok"`
-	Origin      string            `json:"origin"`
-	Size        int64             `json:"size"`
-	Checkpoints int               `json:"checkpoints"`
-	Orders      []auditOrderJSON  `json:"orders"`
-	Devices     int               `json:"devices"`
-	Synced      int               `json:"synced,omitempty"`
-	Error       *auditProblemJSON `json:"error,omitempty"`
+	OK          bool             `json:"ok"`
+	Origin      string           `json:"origin"`
+	Size        int64            `json:"size"`
+	Checkpoints int              `json:"checkpoints"`
+	Orders      []auditOrderJSON `json:"orders"`
+	Devices     int              `json:"devices"`
+	// Synced is the number of production records added (--sync-records),
+	// null without it.
+	Synced *int `json:"synced"`
+	// Latest is the log's latest signed checkpoint (hex of its
+	// COSE_Sign1): keep it as the next audit's --witness.
+	Latest *string `json:"latest_checkpoint"`
+	// Error is the problem the audit found, null if none.
+	Error *auditProblemJSON `json:"error"`
 }
 
 type auditOrderJSON struct {
@@ -153,9 +159,13 @@ audit fails.`,
 				a.Witnessed = append(a.Witnessed, b)
 			}
 			rep, aerr := a.Audit(bytes.NewReader(export))
-			out := auditJSON{OK: aerr == nil}
+			out := auditJSON{OK: aerr == nil, Orders: []auditOrderJSON{}}
 			if rep != nil {
 				out.Origin, out.Size, out.Checkpoints, out.Devices = rep.Origin, rep.Size, rep.Checkpoints, len(rep.Devices)
+				if rep.Latest != nil {
+					h := hex.EncodeToString(rep.Latest.Signed)
+					out.Latest = &h
+				}
 				for id, o := range rep.Orders {
 					out.Orders = append(out.Orders, auditOrderJSON{ID: id.String(), Quota: o.Quota, Certified: o.Certified,
 						Spoiled: o.Spoiled, UPKs: o.UPKs, Remaining: o.Remaining(), Revoked: o.Revoked >= 0})
@@ -175,10 +185,17 @@ audit fails.`,
 				}
 				return fmt.Errorf("audit failed: %w", aerr)
 			}
-			if sync {
-				if out.Synced, err = syncRecords(cmd, c, cl, rep); err != nil {
+			if cl != nil {
+				if err := checkCounters(cmd, cl, rep); err != nil {
 					return err
 				}
+			}
+			if sync {
+				n, err := syncRecords(cmd, c, cl, rep)
+				if err != nil {
+					return err
+				}
+				out.Synced = &n
 			}
 			if asJSON {
 				return printJSON(cio.stdout, out)
@@ -193,7 +210,7 @@ audit fails.`,
 					o.ID, state, o.Quota, o.Certified, o.Spoiled, o.Remaining, o.UPKs)
 			}
 			if sync {
-				fmt.Fprintf(cio.stdout, "production records: %d added\n", out.Synced)
+				fmt.Fprintf(cio.stdout, "production records: %d added\n", *out.Synced)
 			}
 			fmt.Fprintln(cio.stdout, "audit ok")
 			return nil
@@ -268,4 +285,30 @@ func syncRecords(cmd *cobra.Command, c *trust.Context, cl *server.Client, rep *a
 		n++
 	}
 	return n, nil
+}
+
+// checkCounters compares the service's counters with what the audited log
+// proves: the units spoiled are the log's, and the units used (reserved or
+// certified) cover the log's certificates. A service whose database was
+// changed apart from the log fails here.
+func checkCounters(cmd *cobra.Command, cl *server.Client, rep *auditlog.Report) error {
+	orders, err := cl.Orders(cmd.Context())
+	if err != nil {
+		return err
+	}
+	for _, st := range orders {
+		raw, err := hex.DecodeString(st.ID)
+		if err != nil || len(raw) != 16 {
+			return fmt.Errorf("the service lists order %q", st.ID)
+		}
+		o := rep.Orders[auditlog.OrderID(raw)]
+		if o == nil || o.Loaded < 0 {
+			return fmt.Errorf("audit failed: the service has order %s, which the log never loaded", st.ID)
+		}
+		if uint64(st.Spoiled) != o.Spoiled || uint64(st.Used) < o.Certified || uint64(st.Count) != o.Quota {
+			return fmt.Errorf("audit failed: order %s: the service counts %d used, %d spoiled of %d; the log %d certified, %d spoiled of %d",
+				st.ID, st.Used, st.Spoiled, st.Count, o.Certified, o.Spoiled, o.Quota)
+		}
+	}
+	return nil
 }
