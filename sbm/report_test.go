@@ -5,6 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/sbm-project/sbm/internal/cose"
 	"github.com/sbm-project/sbm/internal/hostcose"
 	"github.com/sbm-project/sbm/trust"
+	"github.com/sbm-project/sbm/vmcu"
 	"github.com/sbm-project/sbm/wire"
 )
 
@@ -310,4 +313,82 @@ func TestReportRejectedUpdate(t *testing.T) {
 	if err != nil || !r.Updated || r.Result != 0 || r.Package != d2 || r.App.ManifestDigest != d2 || r.App.Version != "2.0.0" {
 		t.Fatalf("installed: %+v, %v", r, err)
 	}
+}
+
+// TestPowerFailReport cuts the power at every flash operation (clean and
+// torn) of a power-on whose application asks for a report — the boot and
+// the commit that opens the sequence epoch. Afterwards the device always
+// runs 1.0.0 again and its next reports verify with sequence numbers above
+// every one it issued before, including any issued before the cut.
+func TestPowerFailReport(t *testing.T) {
+	v, _ := withV1(t, ctxA, 44)
+	alg, raw := v.keyOf(t)
+	var before uint64
+	v.runCold(func(s Services) {
+		rep, err := s.Report(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := report.Verify(rep, alg, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = r.Sequence
+	})
+	base := v.d.Clone()
+	var issued uint64
+	scenario := func(d *vmcu.Device) error {
+		issued = 0
+		w := v.on(d)
+		w.app = func(a *AppInfo) {
+			if rep, err := a.Services.Report(nil, nil); err == nil {
+				if r, err := report.Verify(rep, alg, raw); err == nil {
+					issued = r.Sequence
+				}
+			}
+		}
+		_, err := w.powerOn(false, false)
+		return err
+	}
+	check := func(d *vmcu.Device, cut vmcu.PowerCut) error {
+		floor := max(before, issued)
+		w := v.on(d)
+		var seqs []uint64
+		var rerr error
+		w.app = func(a *AppInfo) {
+			for range 2 {
+				rep, err := a.Services.Report(nil, nil)
+				if err != nil {
+					rerr = err
+					return
+				}
+				r, err := report.Verify(rep, alg, raw)
+				if err != nil {
+					rerr = err
+					return
+				}
+				seqs = append(seqs, r.Sequence)
+			}
+		}
+		if _, err := w.powerOn(false, false); err != nil {
+			return err
+		}
+		switch {
+		case w.launched == nil || w.launched.Version != "1.0.0":
+			return errors.New("1.0.0 does not run after the cut")
+		case rerr != nil:
+			return fmt.Errorf("report after the cut: %w", rerr)
+		case len(seqs) != 2 || seqs[0] <= floor || seqs[1] <= seqs[0]:
+			return fmt.Errorf("sequences %#x after %#x (issued before the cut %#x)", seqs, before, issued)
+		}
+		return nil
+	}
+	n, err := vmcu.Sweep(base, scenario, check, vmcu.SweepOptions{Clean: true, TornSeeds: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("the first report of a power-on made no flash operation to cut")
+	}
+	t.Logf("report epoch commit: %d cut points", n)
 }
