@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sbm-project/sbm/server/dashboard"
 	"github.com/sbm-project/sbm/trust"
 )
 
@@ -245,4 +246,23 @@ func (cl *Client) Spoil(ctx context.Context, orderID, deviceID string) error {
 		return err
 	}
 	return cl.do(ctx, http.MethodPost, "/v1/station/spoil", "application/json", body, nil)
+}
+
+// DashboardLogin asks for a single-use login link to the dashboard.
+func (cl *Client) DashboardLogin(ctx context.Context) (*dashboard.LoginLink, error) {
+	var l dashboard.LoginLink
+	if err := cl.do(ctx, http.MethodPost, "/v1/dashboard/login", "", nil, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// ReportAudit tells the service the result of an offline audit, for the
+// dashboard.
+func (cl *Client) ReportAudit(ctx context.Context, res *dashboard.AuditResult) error {
+	body, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return cl.do(ctx, http.MethodPost, "/v1/log/audits", "application/json", body, nil)
 }

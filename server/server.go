@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/sbm-project/sbm/server/auditlog"
+	"github.com/sbm-project/sbm/server/dashboard"
 	"github.com/sbm-project/sbm/server/order"
 	"github.com/sbm-project/sbm/server/store"
 	"github.com/sbm-project/sbm/trust"
@@ -59,6 +60,9 @@ type Config struct {
 	// LogKey signs the audit log's checkpoints; nil means the context's
 	// (trust.Context.LogKey, created on first use).
 	LogKey crypto.Signer
+	// DashboardURL is the dashboard listener's base URL
+	// (https://HOST:PORT), for the login links it hands out.
+	DashboardURL string
 	// Hook, if set, is called at each step of a certification
 	// (HookReserved, HookSigned, HookCommitted): fault injection for the
 	// crash tests.
@@ -78,6 +82,11 @@ type Server struct {
 	hookf   func(string)
 	orders  sync.Map // order ID → *cachedOrder
 	issuers issuers
+	dash    *dashboard.Dashboard
+	// fleetView adds the update service's part to the dashboard's view.
+	fleetView func(context.Context, *dashboard.View) error
+	auditMu   sync.Mutex
+	lastAudit *dashboard.AuditResult
 }
 
 // New returns a server. It does not listen: see Serve, Handler.
@@ -114,6 +123,9 @@ func New(cfg Config) (*Server, error) {
 	s.route("GET /v1/log", "log_export", trust.RoleOperator, s.handleExport)
 	s.route("GET /v1/log/checkpoint", "log_checkpoint", "", s.handleCheckpoint)
 	s.route("GET /v1/log/proof", "log_proof", "", s.handleInclusion)
+	s.dash = dashboard.New(dashboard.SourceFunc(s.DashboardView), dashboard.Options{BaseURL: cfg.DashboardURL, Logger: s.log, Now: s.now})
+	s.route("POST /v1/dashboard/login", "dashboard_login", trust.RoleOperator, s.handleDashboardLogin)
+	s.route("POST /v1/log/audits", "log_audit_result", trust.RoleOperator, s.handleAuditResult)
 	s.route("GET /v1/station/anchors", "station_anchors", trust.RoleStation, s.handleAnchors)
 	s.route("POST /v1/station/certify", "station_certify", trust.RoleStation, s.handleCertify)
 	s.route("POST /v1/station/spoil", "station_spoil", trust.RoleStation, s.handleSpoil)

@@ -17,6 +17,7 @@ import (
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/server"
 	"github.com/sbm-project/sbm/server/auditlog"
+	"github.com/sbm-project/sbm/server/dashboard"
 	"github.com/sbm-project/sbm/server/order"
 	"github.com/sbm-project/sbm/trust"
 )
@@ -180,6 +181,9 @@ audit fails.`,
 					p.Kind = problemKind(ae)
 				}
 				out.Error = p
+				if cl != nil {
+					cl.ReportAudit(cmd.Context(), &dashboard.AuditResult{Size: uint64(max(out.Size, 0)), OK: false, Problem: aerr.Error()})
+				}
 				if asJSON {
 					printJSON(cio.stdout, out)
 				}
@@ -187,7 +191,11 @@ audit fails.`,
 			}
 			if cl != nil {
 				if err := checkCounters(cmd, cl, rep); err != nil {
+					cl.ReportAudit(cmd.Context(), &dashboard.AuditResult{Size: uint64(rep.Size), OK: false, Problem: err.Error()})
 					return err
+				}
+				if err := cl.ReportAudit(cmd.Context(), &dashboard.AuditResult{Size: uint64(rep.Size), OK: true}); err != nil {
+					return fmt.Errorf("the audit passed, but reporting it to the service failed: %w", err)
 				}
 			}
 			if sync {

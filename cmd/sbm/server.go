@@ -27,12 +27,12 @@ func newServerCmd(cio *cliIO) *cobra.Command {
 		Use:   "server",
 		Short: "Run the OEM service (production orders over mutual TLS; docs/production.md)",
 	}
-	cmd.AddCommand(newServerRunCmd(cio), newServerWaitCmd(cio))
+	cmd.AddCommand(newServerRunCmd(cio), newServerWaitCmd(cio), newServerDashboardCmd(cio))
 	return cmd
 }
 
 func newServerRunCmd(cio *cliIO) *cobra.Command {
-	var ctxDir, dataDir, dbURL, listen, healthListen, passFile, logLevel string
+	var ctxDir, dataDir, dbURL, listen, healthListen, dashListen, passFile, logLevel string
 	var hosts []string
 	var reservationTimeout time.Duration
 	cmd := &cobra.Command{
@@ -54,6 +54,10 @@ Schema migrations are applied at start.
 /healthz answers any client certificate of the CA and /metrics the operator.
 Logs are JSON lines on standard error. SIGINT or SIGTERM stops the server
 gracefully.
+
+--dashboard-listen HOST:PORT serves the operator dashboard (docs/dashboard.md)
+over HTTPS with the same server certificate and no client certificate; a
+browser gets in with a single-use link from "sbm server dashboard".
 
 A unit reserved for a device that is not certified within
 --reservation-timeout (a station that crashed and never came back) is
@@ -97,7 +101,11 @@ committed, responding).`,
 			if err != nil {
 				return err
 			}
-			srv, err := server.New(server.Config{Context: c, Store: st, Logger: log, Hook: hook})
+			dashURL := ""
+			if dashListen != "" {
+				dashURL = "https://" + dashListen
+			}
+			srv, err := server.New(server.Config{Context: c, Store: st, Logger: log, Hook: hook, DashboardURL: dashURL})
 			if err != nil {
 				return err
 			}
@@ -114,7 +122,18 @@ committed, responding).`,
 			if err != nil {
 				return err
 			}
-			errc := make(chan error, 2)
+			errc := make(chan error, 3)
+			waiting := 1
+			if dashListen != "" {
+				dl, err := lc.Listen(ctx, "tcp", dashListen)
+				if err != nil {
+					ln.Close()
+					return err
+				}
+				log.Info("dashboard listener", "addr", "https://"+dl.Addr().String())
+				waiting++
+				go func() { errc <- srv.ServeDashboard(ctx, dl, tc) }()
+			}
 			if healthListen != "" {
 				hl, err := lc.Listen(ctx, "tcp", healthListen)
 				if err != nil {
@@ -122,6 +141,7 @@ committed, responding).`,
 					return err
 				}
 				log.Info("health listener", "addr", hl.Addr().String())
+				waiting++
 				go func() { errc <- srv.ServeHealth(ctx, hl) }()
 			}
 			engine := "sqlite"
@@ -135,7 +155,7 @@ committed, responding).`,
 			}
 			err = <-errc
 			stop()
-			if healthListen != "" {
+			for range waiting - 1 {
 				if err2 := <-errc; err == nil {
 					err = err2
 				}
@@ -150,6 +170,7 @@ committed, responding).`,
 	f.StringVar(&dbURL, "db", "", "PostgreSQL database URL (postgres://…) instead of SQLite")
 	f.StringVar(&listen, "listen", "", "HOST:PORT of the HTTPS API")
 	f.StringVar(&healthListen, "health-listen", "", "HOST:PORT of a plain-HTTP listener for /healthz and /metrics")
+	f.StringVar(&dashListen, "dashboard-listen", "", "HOST:PORT of the operator dashboard (HTTPS, login links from \"sbm server dashboard\")")
 	f.StringArrayVar(&hosts, "host", nil, "another DNS name or IP address for the server certificate (repeatable)")
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the context's passphrase")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -241,4 +262,39 @@ func sweepStale(ctx context.Context, srv *server.Server, log *slog.Logger, timeo
 			log.Warn("spoiled stale reservations", "units", n)
 		}
 	}
+}
+
+func newServerDashboardCmd(cio *cliIO) *cobra.Command {
+	var sf serverFlags
+	cmd := &cobra.Command{
+		Use:   "dashboard --server URL --context DIR",
+		Short: "Print a single-use login link to the operator dashboard",
+		Long: `Ask the service (as the OEM operator) for a login link to its dashboard
+(sbm server run --dashboard-listen): open it in a browser within two
+minutes; it works once and starts an 8-hour session.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "server", "context"); err != nil {
+				return err
+			}
+			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			defer cl.Close()
+			l, err := cl.DashboardLogin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			link := l.URL
+			if link == "" {
+				link = l.Path + " (on the dashboard listener: the service runs without --dashboard-listen)"
+			}
+			fmt.Fprintln(cio.stdout, link)
+			return nil
+		},
+	}
+	sf.register(cmd)
+	return cmd
 }
