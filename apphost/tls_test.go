@@ -184,8 +184,8 @@ func otherContext(t *testing.T, suite trust.Suite) *trust.Context {
 // configured service over https with mTLS only — the device certificate
 // from the SBM, the CertificateVerify through tls_sign: it posts an install
 // report the service verifies against the client certificate, downloads
-// its update and installs it, and after the reboot posts a report that
-// says so; an https URL of any other origin is refused without a
+// its UPK and the published package (spliced together into staging) and
+// installs it, and after the reboot posts a report that says so; an https URL of any other origin is refused without a
 // connection.
 func TestRealSBMFetchHTTPS(t *testing.T) {
 	if testing.Short() {
@@ -193,13 +193,15 @@ func TestRealSBMFetchHTTPS(t *testing.T) {
 	}
 	c := newContext(t, trust.SuiteP256)
 	var hits atomic.Int32
-	var pkg atomic.Value
+	var pkg, devUPK atomic.Value
 	reports := make(chan *report.Report, 4)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		switch {
 		case r.Method == http.MethodGet && r.URL.Path == "/v2.pkg":
 			w.Write(pkg.Load().([]byte))
+		case r.Method == http.MethodGet && r.URL.Path == "/v2.upk":
+			w.Write(devUPK.Load().([]byte))
 		case r.Method == http.MethodPost && r.URL.Path == "/reports":
 			b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
 			rep, err := verifier.VerifyReport(b, r.TLS.PeerCertificates[0])
@@ -224,12 +226,15 @@ func TestRealSBMFetchHTTPS(t *testing.T) {
 	updater := apphost.BuiltApp("updater")
 	v.program(updater, "1.0.0", 1)
 	waitFor(t, &v.out, "ready")
+	// The package as published (the same for every device) and this
+	// device's UPK, served apart: the updater splices them into staging.
 	p2, u2 := v.pack(updater, "2.0.0", 2)
-	b, err := withUPK(p2, u2)
+	b, err := p2.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pkg.Store(b)
+	devUPK.Store(u2)
 	// Another origin (same machine, other name) is denied.
 	other := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 	v.send("update " + other + "/v2.pkg")
@@ -244,7 +249,7 @@ func TestRealSBMFetchHTTPS(t *testing.T) {
 		!bytes.Equal(r1.Nonce, []byte{0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99}) {
 		t.Fatalf("report before the update: %+v", r1)
 	}
-	v.send("update " + srv.URL + "/v2.pkg")
+	v.send("update " + srv.URL + "/v2.pkg " + srv.URL + "/v2.upk")
 	waitMatch(t, &v.out, regexp.MustCompile(`application 2\.0\.0 on SBM[\s\S]*ready`))
 	v.send("send-report " + srv.URL + "/reports")
 	r2 := <-reports
@@ -254,7 +259,7 @@ func TestRealSBMFetchHTTPS(t *testing.T) {
 		t.Fatalf("report after the update: %+v (first %#x)", r2, r1.Sequence)
 	}
 	waitFor(t, &v.out, "report: ")
-	if n := hits.Load(); n != 3 {
-		t.Fatalf("server hits %d, want 3 (report, package, report)", n)
+	if n := hits.Load(); n != 4 {
+		t.Fatalf("server hits %d, want 4 (report, upk, package, report)", n)
 	}
 }

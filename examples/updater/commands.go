@@ -86,8 +86,24 @@ func chain([]string) error {
 }
 
 func update(args []string) error {
-	if len(args) != 1 {
-		return errors.New("want one argument: the package URL")
+	if len(args) != 1 && len(args) != 2 {
+		return errors.New("want the package URL and optionally the URL of this device's UPK")
+	}
+	var upk []byte
+	if len(args) == 2 {
+		fmt.Printf("update: fetching the upk %s\n", args[1])
+		rc, err := sdk.Open(args[1])
+		if err != nil {
+			return fmt.Errorf("upk: %w", err)
+		}
+		upk, err = io.ReadAll(io.LimitReader(rc, maxUPK+1))
+		rc.Close()
+		switch {
+		case err != nil:
+			return fmt.Errorf("upk: %w", err)
+		case len(upk) == 0 || len(upk) > maxUPK:
+			return fmt.Errorf("upk: %d bytes", len(upk))
+		}
 	}
 	size, err := sdk.Staging.Size()
 	if err != nil {
@@ -98,9 +114,18 @@ func update(args []string) error {
 		return err
 	}
 	fmt.Printf("update: downloading %s\n", args[0])
-	n, err := sdk.Fetch(args[0], sdk.Staging.Writer())
+	var w io.Writer = sdk.Staging.Writer()
+	var sp *sdk.UPKSplicer
+	if upk != nil {
+		sp = sdk.SpliceUPK(w, upk)
+		w = sp
+	}
+	n, err := sdk.Fetch(args[0], w)
 	if err != nil {
 		return fmt.Errorf("download: %w", err)
+	}
+	if sp != nil && !sp.Done() {
+		return fmt.Errorf("download: %w", sdk.ErrNotPackage)
 	}
 	fmt.Printf("update: %d bytes staged; requesting the update\n", n)
 	if err := sdk.RequestUpdate(); err != nil {
@@ -109,6 +134,9 @@ func update(args []string) error {
 	fmt.Println("update: requested")
 	return nil
 }
+
+// maxUPK bounds a UPK (the SBM's limit, secpkg.MaxUPKSize).
+const maxUPK = 2048
 
 // reportContentType is the media type of a COSE_Sign1 (RFC 9052 §9).
 const reportContentType = `application/cose; cose-type="cose-sign1"`

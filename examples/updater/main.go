@@ -10,10 +10,12 @@
 //	sign HEX           print "signature HEX" over a 32-byte SHA-256 digest
 //	chain              fetch the device certificate chain and verify it
 //	                   against the device's trust anchors
-//	update URL         download the package at URL (http, local host; or
+//	update URL [UPK]   download the package at URL (http, local host; or
 //	                   https, the configured service, with mTLS) into the
 //	                   staging slot and request the update; the device
-//	                   resets and the SBM installs it
+//	                   resets and the SBM installs it. With UPK, the URL of
+//	                   this device's UPK, the package's UPK records are
+//	                   replaced by that one as it streams into staging
 //	report [HEX]       print "report HEX": an install report signed by the
 //	                   SBM (optional nonce)
 //	send-report URL [HEX]
