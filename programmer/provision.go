@@ -84,16 +84,19 @@ type Authority interface {
 	// refuses a device ID that was certified before, where the authority
 	// can tell without the CSR (ErrDeviceExists).
 	CheckNew(ctx context.Context, id []byte) error
-	// Certify certifies the device whose verified request is req and
-	// records it; meta carries the facts of the production record.
-	Certify(ctx context.Context, req *trust.DeviceRequest, der []byte, meta trust.DeviceRecord) (*Certified, error)
+	// Certify certifies the device whose verified request is req (der:
+	// the CSR as the SBM made it).
+	Certify(ctx context.Context, req *trust.DeviceRequest, der []byte) (*Certified, error)
+	// Installed is called once the device holds its certificate: the
+	// authority keeps the production record (meta carries its facts), or
+	// returns nil if it recorded the device when certifying it (the
+	// service, which logs every certificate it issues).
+	Installed(ctx context.Context, cert *x509.Certificate, meta trust.DeviceRecord) (*trust.DeviceRecord, error)
 }
 
 // Certified is an authority's answer.
 type Certified struct {
 	Certificate *x509.Certificate
-	// Record is the production record, if the authority keeps it here.
-	Record *trust.DeviceRecord
 	// UPK is the device's first-programming UPK, if the authority issued
 	// one (a production order that names a release).
 	UPK []byte
@@ -110,16 +113,22 @@ func (a contextAuthority) Anchors(context.Context) (*trust.Anchors, error) { ret
 
 func (a contextAuthority) CheckNew(_ context.Context, id []byte) error { return a.c.CheckNewDevice(id) }
 
-func (a contextAuthority) Certify(_ context.Context, req *trust.DeviceRequest, _ []byte, meta trust.DeviceRecord) (*Certified, error) {
+func (a contextAuthority) Certify(_ context.Context, req *trust.DeviceRequest, _ []byte) (*Certified, error) {
 	cert, err := a.c.IssueDeviceCertificate(req.CSR, req.ID, req.KeyAgreement, a.now())
 	if err != nil {
 		return nil, err
 	}
+	return &Certified{Certificate: cert}, nil
+}
+
+// Installed records the device: only a certificate the device accepted
+// gets a production record.
+func (a contextAuthority) Installed(_ context.Context, cert *x509.Certificate, meta trust.DeviceRecord) (*trust.DeviceRecord, error) {
 	rec, err := a.c.SaveDevice(cert, meta)
 	if err != nil {
 		return nil, fmt.Errorf("production record: %w", err)
 	}
-	return &Certified{Certificate: cert, Record: rec}, nil
+	return rec, nil
 }
 
 // Provision provisions the device behind dp for context c, which certifies
@@ -246,7 +255,7 @@ func provision(ctx context.Context, auth Authority, dp DebugPort, opts *Provisio
 
 	// 4. The device certificate, and its production record.
 	meta := trust.DeviceRecord{Board: board.Name, Locked: !opts.NoLock, SBMMeasurement: hex.EncodeToString(sbmMeasurement[:]), Provisioned: now()}
-	certified, err := auth.Certify(ctx, dreq, resp.CSR, meta)
+	certified, err := auth.Certify(ctx, dreq, resp.CSR)
 	if err != nil {
 		return nil, err
 	}
@@ -265,8 +274,12 @@ func provision(ctx context.Context, auth Authority, dp DebugPort, opts *Provisio
 	}
 	logf("device certificate issued by the device CA (serial %s) and installed", cert.SerialNumber.Text(16))
 
-	// 5. Lock.
-	out := &Provisioned{ID: id[:], Certificate: cert, Locked: !opts.NoLock, Record: certified.Record, UPK: certified.UPK}
+	// 5. The production record, then lock.
+	rec, err := auth.Installed(ctx, cert, meta)
+	if err != nil {
+		return nil, err
+	}
+	out := &Provisioned{ID: id[:], Certificate: cert, Locked: !opts.NoLock, Record: rec, UPK: certified.UPK}
 	if out.Record == nil {
 		meta.ID = hex.EncodeToString(id[:])
 		meta.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))

@@ -33,7 +33,7 @@ func (a *stationAuthority) Anchors(ctx context.Context) (*trust.Anchors, error) 
 // tell a station's retry of a device it certified from a clone.
 func (a *stationAuthority) CheckNew(context.Context, []byte) error { return nil }
 
-func (a *stationAuthority) Certify(ctx context.Context, req *trust.DeviceRequest, der []byte, meta trust.DeviceRecord) (*programmer.Certified, error) {
+func (a *stationAuthority) Certify(ctx context.Context, req *trust.DeviceRequest, der []byte) (*programmer.Certified, error) {
 	resp, err := a.cl.Certify(ctx, &server.CertifyRequest{Order: a.orderID, CSR: der})
 	if err != nil {
 		return nil, err
@@ -47,6 +47,12 @@ func (a *stationAuthority) Certify(ctx context.Context, req *trust.DeviceRequest
 	}
 	a.resp = resp
 	return &programmer.Certified{Certificate: cert, UPK: resp.UPK}, nil
+}
+
+// Installed keeps no record at the station: the service recorded and
+// logged the device when it certified it.
+func (a *stationAuthority) Installed(context.Context, *x509.Certificate, trust.DeviceRecord) (*trust.DeviceRecord, error) {
+	return nil, nil
 }
 
 // stationClient opens the station credential in dir (station.crt,
