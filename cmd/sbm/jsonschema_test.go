@@ -42,13 +42,24 @@ const (
 	cProgram  = "program"
 	cVersion  = "version"
 	cAllBoard = "device info, device boards"
+	cOrder    = "production order"
+	cLoad     = "production load"
+	cStatus   = "production status"
+	cAudit    = "production audit"
+	cPublish  = "release publish"
+	cReleases = "release list"
+	cOrders   = "production order, production load, production status"
+	cCounted  = "production load, production status"
+	cRelease  = "production order, release publish, release list"
 )
 
 func cmds(s string) []string { return strings.Split(s, ", ") }
 
 // jsonSchema lists every field. Elements of "boards[]" (device boards) are
 // checked as a board object (the fields of "device boards NAME"), elements
-// of "upks[]" (image inspect) as "upk" objects.
+// of "upks[]" (image inspect) as "upk" objects, elements of "orders[]"
+// (production status) as an order's status (the fields of production
+// load), elements of "releases[]" (release list) as "release" objects.
 var jsonSchema = []schemaField{
 	// Devices and boards.
 	{"device_id", "string", cmds("device info, attest verify, attest request, program, provision, device new"), false},
@@ -129,8 +140,8 @@ var jsonSchema = []schemaField{
 
 	// Packages and UPKs.
 	{"kind", "string", cmds(cInspect), false},
-	{"vendor_id", "string", cmds("image inspect, context show"), false},
-	{"class_id", "string", cmds("image inspect, context show"), false},
+	{"vendor_id", "string", cmds("image inspect, context show, production order, production load, production status"), false},
+	{"class_id", "string", cmds("image inspect, context show, production order, production load, production status"), false},
 	{"slot", "string", cmds(cInspect), false},
 	{"created", "string", cmds("image inspect, context show"), false},
 	{"encryption", "object", cmds(cInspect), false},
@@ -170,7 +181,7 @@ var jsonSchema = []schemaField{
 	// Attestation.
 	{"nonce", "string", cmds("attest verify, attest request"), false},
 	{"boot_seed", "string|null", cmds(cVerify), false},
-	{"out", "string", cmds("attest request, image create, upk issue"), false},
+	{"out", "string", cmds("attest request, image create, upk issue, production order"), false},
 	{"bytes", "integer", cmds("attest request, program"), false},
 
 	// Programming.
@@ -212,6 +223,57 @@ var jsonSchema = []schemaField{
 	{"scenarios[].failures[].reason", "string", cmds(cTorture), true},
 	{"scenarios[].failures[].rerun", "string", cmds(cTorture), true},
 
+	// Production orders on the OEM service (docs/production.md).
+	{"id", "string", cmds(cOrders), false},
+	{"state", "string", cmds(cCounted), false},
+	{"count", "integer", cmds(cOrders), false},
+	{"used", "integer", cmds(cCounted), false},
+	{"spoiled", "integer", cmds(cCounted), false},
+	{"remaining", "integer", cmds(cCounted), false},
+	{"not_before", "string", cmds(cOrder), false},
+	{"not_after", "string", cmds(cOrders), false},
+	{"loaded", "string", cmds(cCounted), false},
+	{"stations", "array", cmds(cOrder), false},
+	{"stations[]", "string", cmds(cOrder), false},
+	{"lines", "array", cmds(cOrders), false},
+	{"lines[]", "object", cmds(cOrders), false},
+	{"lines[].name", "string", cmds(cOrders), false},
+	{"lines[].count", "integer", cmds(cOrders), false},
+	{"lines[].used", "integer", cmds(cCounted), false},
+	{"lines[].spoiled", "integer", cmds(cCounted), false},
+	{"lines[].remaining", "integer", cmds(cCounted), false},
+	{"orders", "array|null", cmds("production status, production audit"), false},
+	{"orders[]", "object", cmds("production status, production audit"), false},
+
+	// Releases on the OEM service.
+	{"release", "object|null", cmds("production order, release publish"), false},
+	{"release.version", "string", cmds(cRelease), false},
+	{"release.security_counter", "integer", cmds(cRelease), false},
+	{"release.manifest_digest", "string", cmds(cRelease), false},
+	{"release.published", "string", cmds("release publish, release list"), false},
+	{"releases", "array", cmds(cReleases), false},
+	{"releases[]", "object", cmds(cReleases), false},
+
+	// The production audit.
+	{"ok", "boolean", cmds(cAudit), false},
+	{"origin", "string|null", cmds(cAudit), false},
+	{"entries", "integer|null", cmds(cAudit), false},
+	{"checkpoints", "integer|null", cmds(cAudit), false},
+	{"devices", "integer|null", cmds(cAudit), false},
+	{"orders[].id", "string", cmds(cAudit), false},
+	{"orders[].state", "string", cmds(cAudit), false},
+	{"orders[].count", "integer", cmds(cAudit), false},
+	{"orders[].certified", "integer", cmds(cAudit), false},
+	{"orders[].spoiled", "integer", cmds(cAudit), false},
+	{"orders[].remaining", "integer", cmds(cAudit), false},
+	{"orders[].upks", "integer", cmds(cAudit), false},
+	{"synced", "integer|null", cmds(cAudit), false},
+	{"latest_checkpoint", "string|null", cmds(cAudit), false},
+	{"error", "object|null", cmds(cAudit), false},
+	{"error.kind", "string|null", cmds(cAudit), false},
+	{"error.index", "integer|null", cmds(cAudit), false},
+	{"error.message", "string", cmds(cAudit), false},
+
 	// The tool.
 	{"module", "string", cmds(cVersion), false},
 	{"module_version", "string", cmds(cVersion), false},
@@ -224,8 +286,10 @@ var jsonSchema = []schemaField{
 // schemaAliases maps the path prefix of array elements that have the shape
 // of another object to that object's prefix, per command.
 var schemaAliases = map[string][][2]string{
-	cBoards:  {{"boards[].", ""}},
-	cInspect: {{"upks[].", "upk."}},
+	cBoards:   {{"boards[].", ""}},
+	cInspect:  {{"upks[].", "upk."}},
+	cStatus:   {{"orders[].", ""}},
+	cReleases: {{"releases[].", "release."}},
 }
 
 // lookupField returns the schema field of path for command, if any.
@@ -355,6 +419,7 @@ func TestJSONSchema(t *testing.T) {
 				"freeport":   cmdFreePort,
 				"deviceid":   cmdDeviceID,
 				"checkjson":  cmdCheckJSON,
+				"flipbyte":   cmdFlipByte,
 			},
 		})
 	})
@@ -404,6 +469,11 @@ func TestCheckJSON(t *testing.T) {
 		{cInspect, `{"upks": [{"upk_id": "x", "bound_to_manifest": true}]}`, 0},
 		{cBoards, `{"boards": [{"board": "b", "flash": {"size": 1}}]}`, 0},
 		{cBoards, `{"boards": [{"id": "b"}]}`, 1},
+		{cStatus, `{"orders": [{"id": "x", "lines": [{"name": "a", "used": 1}]}]}`, 0},
+		{cStatus, `{"orders": [{"quota": 1}]}`, 1},
+		{cAudit, `{"orders": [{"id": "x", "count": 1, "certified": 1}]}`, 0},
+		{cAudit, `{"orders": [{"used": 1}]}`, 1},
+		{cReleases, `{"releases": [{"version": "1.0.0", "published": "t"}]}`, 0},
 		{cVersion, `not json`, 1},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -54,25 +55,58 @@ func readStationDigest(c *trust.Context, path string) ([32]byte, error) {
 }
 
 // releaseDigest verifies a package's signatures against the context and
-// returns its manifest digest.
-func releaseDigest(c *trust.Context, path string) ([32]byte, error) {
+// returns its manifest digest, with its version and security counter (for
+// --json).
+func releaseDigest(c *trust.Context, path string) ([32]byte, *jsonOrderRelease, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, nil, err
 	}
 	pf, err := image.Open(f, fi.Size())
 	if err != nil {
-		return [32]byte{}, fmt.Errorf("--release %s: %w", path, err)
+		return [32]byte{}, nil, fmt.Errorf("--release %s: %w", path, err)
 	}
-	if _, err := image.VerifyFile(c, pf, nil); err != nil {
-		return [32]byte{}, fmt.Errorf("--release %s: %w", path, err)
+	v, err := image.VerifyFile(c, pf, nil)
+	if err != nil {
+		return [32]byte{}, nil, fmt.Errorf("--release %s: %w", path, err)
 	}
-	return sha256.Sum256(pf.Manifest), nil
+	d := sha256.Sum256(pf.Manifest)
+	return d, &jsonOrderRelease{Version: v.Manifest.Version, SecurityCounter: v.Manifest.SecurityCounter,
+		ManifestDigest: hex.EncodeToString(d[:])}, nil
+}
+
+// jsonOrder is `sbm production order --json`: the signed order, its
+// facts named as in the order's status (production status) and the
+// release as in release publish.
+type jsonOrder struct {
+	ID        string            `json:"id"`
+	VendorID  string            `json:"vendor_id"`
+	ClassID   string            `json:"class_id"`
+	Count     uint64            `json:"count"`
+	NotBefore string            `json:"not_before"`
+	NotAfter  string            `json:"not_after"`
+	Stations  []string          `json:"stations"`
+	Release   *jsonOrderRelease `json:"release"`
+	Lines     []jsonOrderLine   `json:"lines"`
+	Out       string            `json:"out"`
+}
+
+// jsonOrderRelease is the release an order names.
+type jsonOrderRelease struct {
+	Version         string `json:"version"`
+	SecurityCounter uint32 `json:"security_counter"`
+	ManifestDigest  string `json:"manifest_digest"`
+}
+
+// jsonOrderLine is one sub-quota of an order.
+type jsonOrderLine struct {
+	Name  string `json:"name"`
+	Count uint64 `json:"count"`
 }
 
 func newProductionOrderCmd(cio *cliIO) *cobra.Command {
@@ -119,15 +153,19 @@ printed.`,
 			}
 			defer c.Close()
 			o := order.New(c, count, nb, na)
+			j := &jsonOrder{ID: o.IDString(), VendorID: o.VendorID.String(), ClassID: o.ClassID.String(), Count: o.Count,
+				NotBefore: o.NotBefore.UTC().Format(time.RFC3339), NotAfter: o.NotAfter.UTC().Format(time.RFC3339),
+				Stations: []string{}, Lines: []jsonOrderLine{}, Out: out}
 			for _, s := range stations {
 				d, err := readStationDigest(c, s)
 				if err != nil {
 					return err
 				}
 				o.Stations = append(o.Stations, d)
+				j.Stations = append(j.Stations, hex.EncodeToString(d[:]))
 			}
 			if release != "" {
-				if o.Release, err = releaseDigest(c, release); err != nil {
+				if o.Release, j.Release, err = releaseDigest(c, release); err != nil {
 					return err
 				}
 			}
@@ -158,8 +196,15 @@ printed.`,
 				return err
 			}
 			if asJSON {
-				return printJSON(cio.stdout, map[string]any{"id": o.IDString(), "count": o.Count,
-					"not_before": o.NotBefore, "not_after": o.NotAfter, "stations": len(o.Stations)})
+				names := make([]string, 0, len(o.Lines))
+				for name := range o.Lines {
+					names = append(names, name)
+				}
+				sort.Strings(names)
+				for _, name := range names {
+					j.Lines = append(j.Lines, jsonOrderLine{Name: name, Count: o.Lines[name]})
+				}
+				return printJSON(cio.stdout, j)
 			}
 			fmt.Fprintf(cio.stdout, "order %s: %d devices, valid until %s, %d stations\n",
 				o.IDString(), o.Count, o.NotAfter.UTC().Format(time.RFC3339), len(o.Stations))
@@ -300,6 +345,9 @@ func newProductionStatusCmd(cio *cliIO) *cobra.Command {
 				return err
 			}
 			if asJSON {
+				if orders == nil {
+					orders = []server.OrderStatus{}
+				}
 				return printJSON(cio.stdout, server.OrderList{Orders: orders})
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)

@@ -23,13 +23,15 @@ import (
 )
 
 // auditJSON is the JSON output of "sbm production audit".
+// Origin, Entries, Checkpoints, Devices and Orders are null when the log
+// did not verify (Audit returned no report).
 type auditJSON struct {
 	OK          bool             `json:"ok"`
-	Origin      string           `json:"origin"`
-	Size        int64            `json:"size"`
-	Checkpoints int              `json:"checkpoints"`
+	Origin      *string          `json:"origin"`
+	Entries     *int64           `json:"entries"`
+	Checkpoints *int             `json:"checkpoints"`
 	Orders      []auditOrderJSON `json:"orders"`
-	Devices     int              `json:"devices"`
+	Devices     *int             `json:"devices"`
 	// Synced is the number of production records added (--sync-records),
 	// null without it.
 	Synced *int `json:"synced"`
@@ -40,20 +42,24 @@ type auditJSON struct {
 	Error *auditProblemJSON `json:"error"`
 }
 
+// auditOrderJSON is one order of the audit, its facts named as in the
+// order's status (production status): its count (the quota) and state.
 type auditOrderJSON struct {
 	ID        string `json:"id"`
-	Quota     uint64 `json:"quota"`
+	State     string `json:"state"`
+	Count     uint64 `json:"count"`
 	Certified uint64 `json:"certified"`
 	Spoiled   uint64 `json:"spoiled"`
 	UPKs      uint64 `json:"upks"`
 	Remaining uint64 `json:"remaining"`
-	Revoked   bool   `json:"revoked"`
 }
 
+// auditProblemJSON is the problem found: Kind is null if it is not one of
+// the log (an AuditError), Index null if no entry is at fault.
 type auditProblemJSON struct {
-	Kind    string `json:"kind"`
-	Index   int64  `json:"index"`
-	Message string `json:"message"`
+	Kind    *string `json:"kind"`
+	Index   *int64  `json:"index"`
+	Message string  `json:"message"`
 }
 
 // loadSignedOrders returns the quotas of the orders the context signed
@@ -160,29 +166,40 @@ audit fails.`,
 				a.Witnessed = append(a.Witnessed, b)
 			}
 			rep, aerr := a.Audit(bytes.NewReader(export))
-			out := auditJSON{OK: aerr == nil, Orders: []auditOrderJSON{}}
+			out := auditJSON{OK: aerr == nil}
+			var size int64 // entries read, for the service's dashboard
 			if rep != nil {
-				out.Origin, out.Size, out.Checkpoints, out.Devices = rep.Origin, rep.Size, rep.Checkpoints, len(rep.Devices)
+				devices := len(rep.Devices)
+				size = rep.Size
+				out.Origin, out.Entries, out.Checkpoints, out.Devices = &rep.Origin, &rep.Size, &rep.Checkpoints, &devices
+				out.Orders = []auditOrderJSON{}
 				if rep.Latest != nil {
 					h := hex.EncodeToString(rep.Latest.Signed)
 					out.Latest = &h
 				}
 				for id, o := range rep.Orders {
-					out.Orders = append(out.Orders, auditOrderJSON{ID: id.String(), Quota: o.Quota, Certified: o.Certified,
-						Spoiled: o.Spoiled, UPKs: o.UPKs, Remaining: o.Remaining(), Revoked: o.Revoked >= 0})
+					state := "active"
+					if o.Revoked >= 0 {
+						state = "revoked"
+					}
+					out.Orders = append(out.Orders, auditOrderJSON{ID: id.String(), State: state, Count: o.Quota, Certified: o.Certified,
+						Spoiled: o.Spoiled, UPKs: o.UPKs, Remaining: o.Remaining()})
 				}
 				sort.Slice(out.Orders, func(i, j int) bool { return out.Orders[i].ID < out.Orders[j].ID })
 			}
 			if aerr != nil {
 				var ae *auditlog.AuditError
-				p := &auditProblemJSON{Index: -1, Message: aerr.Error()}
+				p := &auditProblemJSON{Message: aerr.Error()}
 				if errors.As(aerr, &ae) {
-					p.Index = ae.Index
-					p.Kind = problemKind(ae)
+					kind := problemKind(ae)
+					p.Kind = &kind
+					if ae.Index >= 0 {
+						p.Index = &ae.Index
+					}
 				}
 				out.Error = p
 				if cl != nil {
-					cl.ReportAudit(cmd.Context(), &dashboard.AuditResult{Size: uint64(max(out.Size, 0)), OK: false, Problem: aerr.Error()})
+					cl.ReportAudit(cmd.Context(), &dashboard.AuditResult{Size: uint64(size), OK: false, Problem: aerr.Error()})
 				}
 				if asJSON {
 					printJSON(cio.stdout, out)
@@ -208,14 +225,14 @@ audit fails.`,
 			if asJSON {
 				return printJSON(cio.stdout, out)
 			}
-			fmt.Fprintf(cio.stdout, "log %q: %d entries, %d checkpoints verified, %d devices certified\n", out.Origin, out.Size, out.Checkpoints, out.Devices)
+			fmt.Fprintf(cio.stdout, "log %q: %d entries, %d checkpoints verified, %d devices certified\n", rep.Origin, rep.Size, rep.Checkpoints, len(rep.Devices))
 			for _, o := range out.Orders {
 				state := ""
-				if o.Revoked {
+				if o.State == "revoked" {
 					state = " (revoked)"
 				}
 				fmt.Fprintf(cio.stdout, "order %s%s: quota %d, certified %d, spoiled %d, remaining %d, UPKs %d\n",
-					o.ID, state, o.Quota, o.Certified, o.Spoiled, o.Remaining, o.UPKs)
+					o.ID, state, o.Count, o.Certified, o.Spoiled, o.Remaining, o.UPKs)
 			}
 			if sync {
 				fmt.Fprintf(cio.stdout, "production records: %d added\n", *out.Synced)

@@ -55,7 +55,12 @@ their first-programming UPK with their certificate.`,
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if asJSON {
-				return printJSON(cio.stdout, st)
+				// The release in an object of its own, as each element of
+				// release list: its security counter is not the device's
+				// (security_counter in device info).
+				return printJSON(cio.stdout, struct {
+					Release *server.ReleaseStatus `json:"release"`
+				}{st})
 			}
 			fmt.Fprintf(cio.stdout, "published %s (security counter %d, manifest digest %s)\n", st.Version, st.SecurityCounter, st.ManifestDigest)
 			return nil
@@ -89,6 +94,9 @@ func newReleaseListCmd(cio *cliIO) *cobra.Command {
 				return err
 			}
 			if asJSON {
+				if list == nil {
+					list = []server.ReleaseStatus{}
+				}
 				return printJSON(cio.stdout, server.ReleaseList{Releases: list})
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
