@@ -129,13 +129,14 @@ func New(cfg Config) (*Server, error) {
 	s.route("GET /v1/station/anchors", "station_anchors", trust.RoleStation, s.handleAnchors)
 	s.route("POST /v1/station/certify", "station_certify", trust.RoleStation, s.handleCertify)
 	s.route("POST /v1/station/spoil", "station_spoil", trust.RoleStation, s.handleSpoil)
+	s.routeFleet()
 	return s, nil
 }
 
 // route registers a handler that requires a client certificate with the
 // given service role ("": any certificate the TLS layer accepted).
 func (s *Server) route(pattern, name string, role trust.ServiceRole, h http.HandlerFunc) {
-	var inner http.Handler = h
+	var inner http.Handler = refuseDevices(h) // open to every service role, not to devices (fleet.go)
 	if role != "" {
 		inner = s.requireRole(role, h)
 	}

@@ -31,12 +31,12 @@ var (
 // percent.
 const FullShare = 10000
 
-// InCohort reports whether a device belongs to a rollout's cohort at a
-// share of the fleet (hundredths of a percent, 0..FullShare): the first 8
-// bytes of SHA-256(rollout ID ‖ 0x00 ‖ device ID), read as a fraction of
-// 2⁶⁴, must be below share/10000. Membership needs no stored assignment,
+// InCohort reports whether a device belongs to a cohort (key: a
+// rollout's CohortKey) at a share of the fleet (hundredths of a percent,
+// 0..FullShare): the first 8 bytes of SHA-256(key ‖ 0x00 ‖ device ID),
+// read as a fraction of 2⁶⁴, must be below share/10000. Membership needs no stored assignment,
 // is the same on every call, and only grows as the share rises.
-func InCohort(rolloutID, deviceID string, share int64) bool {
+func InCohort(key, deviceID string, share int64) bool {
 	if share >= FullShare {
 		return true
 	}
@@ -44,7 +44,7 @@ func InCohort(rolloutID, deviceID string, share int64) bool {
 		return false
 	}
 	h := sha256.New()
-	h.Write([]byte(rolloutID))
+	h.Write([]byte(key))
 	h.Write([]byte{0})
 	h.Write([]byte(deviceID))
 	var sum [32]byte
@@ -82,7 +82,7 @@ type Rollout struct {
 	ID             string // hex, unique
 	ManifestDigest [32]byte
 	Version        string // the release's version
-	Cohort         string // a name for the cohort (informational)
+	Cohort         string // the cohort's name, or "" (see CohortKey)
 	Share          int64  // hundredths of a percent of the fleet, 1..FullShare
 	State          RolloutState
 	// MaxFailures is the failure threshold: the rollout halts when its
@@ -94,6 +94,17 @@ type Rollout struct {
 	// devices that reported it downloaded, installed, failed.
 	Targeted, Downloaded, Installed, Failed int64
 	Created                                 time.Time
+}
+
+// CohortKey is what cohort membership hashes with the device ID
+// (InCohort): the cohort's name when the rollout names one, so rollouts
+// of the same cohort select the same devices (the same canaries for every
+// release), else the rollout's ID, an independent sample per rollout.
+func (r *Rollout) CohortKey() string {
+	if r.Cohort != "" {
+		return "cohort:" + r.Cohort
+	}
+	return "rollout:" + r.ID
 }
 
 // OverThreshold reports whether the rollout's failures pass its
@@ -219,7 +230,7 @@ type Fleet interface {
 	DeviceActions(ctx context.Context, deviceID string) ([]*Action, error)
 	// Offer creates the device's action in a rollout, counted in its
 	// targeted devices, if the rollout is running and the device is in
-	// its cohort now; it returns the existing action if there is one
+	// its cohort now (InCohort with its CohortKey and Share); it returns the existing action if there is one
 	// (in any state), or ErrNotFound if none was created.
 	Offer(ctx context.Context, deviceID, rolloutID string) (*Action, error)
 	// Feedback moves a device's action to state (downloaded or failed),

@@ -64,7 +64,12 @@ func putRelease(t *testing.T, s store.Store, version string) [32]byte {
 
 func startRollout(t *testing.T, s store.Store, id string, release [32]byte, share, maxFailures int64, percent bool) *store.Rollout {
 	t.Helper()
-	r := &store.Rollout{ID: id, ManifestDigest: release, Cohort: "c-" + id, Share: share, MaxFailures: maxFailures, FailuresPercent: percent}
+	return startCohort(t, s, id, "", release, share, maxFailures, percent)
+}
+
+func startCohort(t *testing.T, s store.Store, id, cohort string, release [32]byte, share, maxFailures int64, percent bool) *store.Rollout {
+	t.Helper()
+	r := &store.Rollout{ID: id, ManifestDigest: release, Cohort: cohort, Share: share, MaxFailures: maxFailures, FailuresPercent: percent}
 	if err := s.CreateRollout(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +160,7 @@ func testRollouts(t *testing.T, open func() (store.Store, error)) {
 	// Offers follow the cohort.
 	var in, out []string
 	for _, id := range ids {
-		if store.InCohort("r1", id, 5000) {
+		if store.InCohort("rollout:r1", id, 5000) {
 			in = append(in, id)
 		} else {
 			out = append(out, id)
@@ -163,7 +168,7 @@ func testRollouts(t *testing.T, open func() (store.Store, error)) {
 	}
 	for _, id := range ids {
 		a, err := s.Offer(ctx, id, "r1")
-		if store.InCohort("r1", id, 5000) {
+		if store.InCohort("rollout:r1", id, 5000) {
 			if err != nil || a.State != store.ActionOffered || a.RolloutID != "r1" || a.DeviceID != id {
 				t.Fatalf("offer to %s: %+v, %v", id, a, err)
 			}
@@ -210,10 +215,10 @@ func testRollouts(t *testing.T, open func() (store.Store, error)) {
 	if _, err := s.UpdateRollout(ctx, "r1", func(r *store.Rollout) error { r.State = store.RolloutRunning; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	startRollout(t, s, "r2", v2, 100, 3, true)
+	startCohort(t, s, "r2", "canary", v2, 100, 3, true)
 	list, err := s.Rollouts(ctx)
 	if err != nil || len(list) != 2 || list[0].ID != "r1" || list[0].State != store.RolloutDone || list[1].ID != "r2" ||
-		list[1].State != store.RolloutRunning || list[1].MaxFailures != 3 || !list[1].FailuresPercent || list[1].Cohort != "c-r2" {
+		list[1].State != store.RolloutRunning || list[1].MaxFailures != 3 || !list[1].FailuresPercent || list[1].Cohort != "canary" || list[1].CohortKey() != "cohort:canary" {
 		t.Fatalf("rollouts %+v, %v", list, err)
 	}
 	acts, err := s.DeviceActions(ctx, in[0])
@@ -476,8 +481,8 @@ func testCohorts(t *testing.T, open func() (store.Store, error)) {
 			case !errors.Is(err, store.ErrNotFound):
 				t.Fatal(err)
 			}
-			if (err == nil) != store.InCohort("cohort-1", id, share) {
-				t.Fatalf("offer to %s at %d: %v, membership %v", id, share, err, store.InCohort("cohort-1", id, share))
+			if (err == nil) != store.InCohort("rollout:cohort-1", id, share) {
+				t.Fatalf("offer to %s at %d: %v, membership %v", id, share, err, store.InCohort("rollout:cohort-1", id, share))
 			}
 		}
 		for id := range members {
@@ -493,15 +498,23 @@ func testCohorts(t *testing.T, open func() (store.Store, error)) {
 		wantCounts(t, s, "cohort-1", int64(len(offered)), 0, 0, 0, store.RolloutRunning)
 		t.Logf("share %d: %d of %d devices, bounds [%d, %d]", share, len(offered), n, lo, hi)
 	}
-	// Another rollout's cohort is another sample: not the same devices.
+	// Another rollout's cohort is another sample: not the same devices;
+	// a named cohort is the same sample in every rollout naming it.
 	same := 0
 	for _, id := range ids {
-		if store.InCohort("cohort-1", id, 1000) && store.InCohort("cohort-2", id, 1000) {
+		if store.InCohort("rollout:cohort-1", id, 1000) && store.InCohort("rollout:cohort-2", id, 1000) {
 			same++
 		}
 	}
 	if lo, hi := binomialBounds(n, 0.01); same < lo || same > hi {
 		t.Fatalf("%d devices in both 10 %% cohorts, want [%d, %d]", same, lo, hi)
+	}
+	a := &store.Rollout{ID: "a", Cohort: "canary"}
+	b := &store.Rollout{ID: "b", Cohort: "canary"}
+	for _, id := range ids {
+		if store.InCohort(a.CohortKey(), id, 1000) != store.InCohort(b.CohortKey(), id, 1000) {
+			t.Fatalf("%s: in one canary rollout and not in the other", id)
+		}
 	}
 }
 

@@ -350,7 +350,7 @@ func (s *Store) Offer(ctx context.Context, deviceID, rolloutID string) (*store.A
 			out = a
 			return err
 		}
-		if ro.State != store.RolloutRunning || !store.InCohort(rolloutID, deviceID, ro.Share) {
+		if ro.State != store.RolloutRunning || !store.InCohort(ro.CohortKey(), deviceID, ro.Share) {
 			return fmt.Errorf("rollout %s (%s) offers nothing to device %s: %w", rolloutID, ro.State, deviceID, store.ErrNotFound)
 		}
 		now := s.now().UnixNano()
