@@ -16,6 +16,10 @@
 //	                   resets and the SBM installs it. With UPK, the URL of
 //	                   this device's UPK, the package's UPK records are
 //	                   replaced by that one as it streams into staging
+//	poll BASE          one round of the hawkBit DDI protocol with the
+//	                   service at BASE: install an offered deployment, or
+//	                   report it done or failed with feedback and a signed
+//	                   install report (docs/spec/services.md)
 //	report [HEX]       print "report HEX": an install report signed by the
 //	                   SBM (optional nonce)
 //	send-report URL [HEX]
@@ -71,7 +75,7 @@ func run(line string) bool {
 	}
 	cmd, ok := commands[f[0]]
 	if !ok {
-		fmt.Printf("error: unknown command %q (info, attest, sign, chain, update, report, send-report, recovery, quit)\n", f[0])
+		fmt.Printf("error: unknown command %q (info, attest, sign, chain, update, poll, report, send-report, recovery, quit)\n", f[0])
 		return true
 	}
 	err := cmd(f[1:])
@@ -97,6 +101,7 @@ func init() {
 		"chain":       chain,
 		"update":      update,
 		"report":      report,
+		"poll":        poll,
 		"send-report": sendReport,
 		"recovery":    recovery,
 		"quit":        func([]string) error { return errQuit },
