@@ -44,6 +44,7 @@ func newDeviceRunCmd(cio *cliIO) *cobra.Command {
 		firmware string
 		service  string
 		caFile   string
+		appArgs  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run DIR",
@@ -66,7 +67,10 @@ The application may fetch over http from the local machine only. With
 --service URL (https) it may also reach that one origin over https: the
 runtime verifies the service's certificate against --service-ca and
 authenticates as the device with mutual TLS, the device certificate from
-the SBM and its key through the SBM (docs/spec/services.md, fetch_open).`,
+the SBM and its key through the SBM (docs/spec/services.md, fetch_open).
+--app-arg gives the application its arguments at every boot: the example
+updater runs each as a command, so --app-arg "poll URL" makes it poll the
+service (hawkBit DDI) whenever it starts.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if baud < 0 || baud > 100_000_000 {
@@ -84,6 +88,12 @@ the SBM and its key through the SBM (docs/spec/services.md, fetch_open).`,
 			if err != nil {
 				return err
 			}
+			if len(appArgs) > 0 {
+				if app == nil {
+					app = &apphost.Options{}
+				}
+				app.Args = appArgs
+			}
 			return runDevice(cmd.Context(), cio, args[0], eps, baud, recovery, firmware, app)
 		},
 	}
@@ -91,6 +101,7 @@ the SBM and its key through the SBM (docs/spec/services.md, fetch_open).`,
 	cmd.Flags().IntVar(&baud, "baud", 0, "pace the UART at `N` bits per second (0: unpaced)")
 	cmd.Flags().BoolVar(&recovery, "recovery", false, "hold the recovery pin at the first boot")
 	cmd.Flags().StringVar(&service, "service", "", "let the application reach the service at `URL` (https) with mTLS as the device")
+	cmd.Flags().StringArrayVar(&appArgs, "app-arg", nil, "pass `ARG` to the application at every boot (repeatable; the updater runs each as a command, e.g. \"poll URL\")")
 	cmd.Flags().StringVar(&caFile, "service-ca", "", "PEM `FILE` of the CA certificates that verify the service (required with --service)")
 	cmd.Flags().StringVar(&firmware, "firmware", "sbm", "boot firmware `NAME`: sbm, or placeholder (exercises the hardware only)")
 	registerCompletion(cmd, "firmware", fixedValues("sbm\tthe Secure Boot Manager", "placeholder\texercises the hardware only"))
