@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -547,4 +549,67 @@ func testOfferRace(t *testing.T, open func() (store.Store, error)) {
 		}
 	}
 	wantCounts(t, b, "ro", 3, 0, 0, 0, store.RolloutRunning)
+}
+
+// FleetSize is the fleet size of LargeFleet: $SBM_FLEET_DEVICES, else
+// 100,000 (10,000 with -short).
+func FleetSize(t *testing.T) int {
+	if s := os.Getenv("SBM_FLEET_DEVICES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1000 {
+			t.Fatalf("SBM_FLEET_DEVICES=%q: want a number ≥ 1000", s)
+		}
+		return n
+	}
+	if testing.Short() {
+		return 10_000
+	}
+	return 100_000
+}
+
+// LargeFleet checks that starting a rollout does not depend on the
+// fleet's size: with n devices certified (insert stores them, the way
+// only the engine can do fast: device IDs fmt.Sprintf("%032x", i), order
+// "big"), creating a rollout and reading its status each take under a
+// second, and an offer to a device is one short transaction. It logs the
+// times.
+func LargeFleet(t *testing.T, s store.Store, n int, insert func(ctx context.Context, n int) error) {
+	ctx := context.Background()
+	start := time.Now()
+	if err := insert(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d devices stored in %v", n, time.Since(start).Round(time.Millisecond))
+	rel := putRelease(t, s, "9.0.0")
+	start = time.Now()
+	startRollout(t, s, "big-rollout", rel, 1000, 10, true)
+	created := time.Since(start)
+	start = time.Now()
+	if _, err := s.Rollout(ctx, "big-rollout"); err != nil {
+		t.Fatal(err)
+	}
+	status := time.Since(start)
+	const offers = 200
+	start = time.Now()
+	offered := 0
+	for i := range offers {
+		_, err := s.Offer(ctx, fmt.Sprintf("%032x", i*(n/offers)), "big-rollout")
+		if err == nil {
+			offered++
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	perOffer := time.Since(start) / offers
+	start = time.Now()
+	if _, _, err := s.FleetDevice(ctx, fmt.Sprintf("%032x", n-1)); err != nil {
+		t.Fatal(err)
+	}
+	lookup := time.Since(start)
+	t.Logf("%d devices: rollout created in %v, status read in %v, %v per offer (%d of %d in the 10 %% cohort), device looked up in %v",
+		n, created, status, perOffer, offered, offers, lookup)
+	if created > time.Second || status > time.Second {
+		t.Fatalf("rollout start %v, status %v with %d devices: want under a second", created, status, n)
+	}
+	wantCounts(t, s, "big-rollout", int64(offered), 0, 0, 0, store.RolloutRunning)
 }
