@@ -22,8 +22,9 @@ import (
 	"github.com/sbm-project/sbm/trust"
 )
 
-// fakeDDI is a test double of the fleet service's device API: the hawkBit
-// DDI subset the updater's poll command uses (docs/spec/services.md), for
+// fakeDDI is a test double of the fleet service's device API
+// (docs/fleet.md): the hawkBit DDI subset and the additions the updater's
+// poll command uses (docs/spec/services.md), for
 // one device and one open action at a time; an action ends when it is
 // closed and its report arrived.
 type fakeDDI struct {
@@ -72,11 +73,16 @@ func (f *fakeDDI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					"filename": "updater-" + f.version + ".pkg", "size": len(f.pkg),
 					"hashes": map[string]string{"sha256": fmt.Sprintf("%x", sha256.Sum256(f.pkg))},
 					"_links": map[string]any{
-						"download": map[string]string{"href": f.base + "/artifacts/updater-" + f.version + ".pkg"},
-						"upk":      map[string]string{"href": f.base + action + "/upk"},
+						"download":      map[string]string{"href": f.base + "/artifacts/updater-" + f.version + ".pkg"},
+						"download-http": map[string]string{"href": f.base + "/artifacts/updater-" + f.version + ".pkg"},
 					},
 				}},
 			}}},
+			"_links": map[string]any{
+				"upk":      map[string]string{"href": f.base + action + "/upk"},
+				"feedback": map[string]string{"href": f.base + action + "/feedback"},
+				"reports":  map[string]string{"href": f.base + ctrl + "/reports"},
+			},
 		})
 	case r.Method == http.MethodGet && strings.HasPrefix(p, "/artifacts/"):
 		w.Write(f.pkg)
@@ -98,7 +104,7 @@ func (f *fakeDDI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.feedbacks = append(f.feedbacks, fb.Status.Execution+"/"+fb.Status.Result.Finished)
 		w.WriteHeader(http.StatusOK)
-	case r.Method == http.MethodPost && p == action+"/report":
+	case r.Method == http.MethodPost && p == ctrl+"/reports":
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
 		rep, err := verifier.VerifyReport(b, r.TLS.PeerCertificates[0])
 		if err != nil {

@@ -13,9 +13,10 @@ import (
 )
 
 // The poll command: one round of the Eclipse hawkBit DDI protocol
-// (docs/spec/services.md, "examples/updater: the DDI client"), with this
-// project's two additions: an artifact link "upk" to this device's UPK,
-// and the signed install report posted next to the feedback.
+// (docs/spec/services.md, "examples/updater: the DDI client"; the service
+// side is docs/fleet.md), with this project's two additions, named by
+// links of the deployment document: "upk", this device's UPK for the
+// release, and "reports", where the signed install report goes.
 
 // ddiLink is a DDI hypermedia link.
 type ddiLink struct {
@@ -47,6 +48,7 @@ type ddiDeployment struct {
 			} `json:"artifacts"`
 		} `json:"chunks"`
 	} `json:"deployment"`
+	Links map[string]ddiLink `json:"_links"`
 }
 
 // ddiFeedback is the body of POST .../deploymentBase/{actionId}/feedback.
@@ -98,8 +100,8 @@ func post(url, contentType string, body []byte) error {
 	return err
 }
 
-// feedback posts a DDI action status.
-func feedback(actionURL, id, execution, finished string, details ...string) error {
+// feedback posts a DDI action status to url.
+func feedback(url, id, execution, finished string, details ...string) error {
 	var f ddiFeedback
 	f.ID = id
 	f.Status.Execution = execution
@@ -110,7 +112,7 @@ func feedback(actionURL, id, execution, finished string, details ...string) erro
 		return err
 	}
 	fmt.Printf("poll: feedback %s %s\n", execution, finished)
-	return post(actionURL+"/feedback", "application/json", b)
+	return post(url, "application/json", b)
 }
 
 // poll runs one DDI round against the service at base (e.g.
@@ -145,10 +147,16 @@ func poll(args []string) error {
 	}
 	chunk := d.Deployment.Chunks[0]
 	art := chunk.Artifacts[0]
-	actionURL := dl.Href
-	if i := strings.IndexByte(actionURL, '?'); i >= 0 {
-		actionURL = actionURL[:i]
+	// The feedback URL: the document's link, else DDI's place for it.
+	fbURL := d.Links["feedback"].Href
+	if fbURL == "" {
+		fbURL = dl.Href
+		if i := strings.IndexByte(fbURL, '?'); i >= 0 {
+			fbURL = fbURL[:i]
+		}
+		fbURL += "/feedback"
 	}
+	reportsURL := d.Links["reports"].Href
 	fmt.Printf("poll: action %s offers %s %s\n", d.ID, chunk.Name, chunk.Version)
 	switch {
 	case chunk.Version == bi.AppVersion:
@@ -156,16 +164,16 @@ func poll(args []string) error {
 		if bi.LastUpdate == sdk.CodeOK && bi.LastUpdateDetail != "" {
 			detail = bi.LastUpdateDetail
 		}
-		if err := feedback(actionURL, d.ID, "closed", "success", detail); err != nil {
+		if err := feedback(fbURL, d.ID, "closed", "success", detail); err != nil {
 			return fmt.Errorf("poll: feedback: %w", err)
 		}
-		return sendActionReport(actionURL)
+		return postReport(reportsURL)
 	case bi.LastUpdate != sdk.CodeOK:
 		detail := fmt.Sprintf("refused: %s: %s", bi.LastUpdate, bi.LastUpdateDetail)
-		if err := feedback(actionURL, d.ID, "closed", "failure", detail); err != nil {
+		if err := feedback(fbURL, d.ID, "closed", "failure", detail); err != nil {
 			return fmt.Errorf("poll: feedback: %w", err)
 		}
-		return sendActionReport(actionURL)
+		return postReport(reportsURL)
 	}
 	pkgURL := art.Links["download"].Href
 	if pkgURL == "" {
@@ -174,24 +182,29 @@ func poll(args []string) error {
 	if pkgURL == "" {
 		return errors.New("poll: the artifact has no download link")
 	}
-	if err := feedback(actionURL, d.ID, "proceeding", "none", "downloading "+art.Filename); err != nil {
+	if err := feedback(fbURL, d.ID, "proceeding", "none", "downloading "+art.Filename); err != nil {
 		return fmt.Errorf("poll: feedback: %w", err)
 	}
 	args = []string{pkgURL}
-	if u := art.Links["upk"].Href; u != "" {
+	if u := d.Links["upk"].Href; u != "" {
 		args = append(args, u)
 	}
 	return update(args)
 }
 
-// sendActionReport posts an install report for the action at actionURL
-// (application/cose, a COSE_Sign1 from the SBM) to actionURL/report.
-func sendActionReport(actionURL string) error {
+// postReport posts an install report (application/cose, a COSE_Sign1
+// from the SBM) to the deployment's reports link; a service without one
+// (plain DDI) gets none.
+func postReport(url string) error {
+	if url == "" {
+		fmt.Println("poll: the service takes no reports")
+		return nil
+	}
 	rep, err := sdk.Report(nil)
 	if err != nil {
 		return fmt.Errorf("poll: report: %w", err)
 	}
-	if err := post(actionURL+"/report", reportContentType, rep); err != nil {
+	if err := post(url, reportContentType, rep); err != nil {
 		return fmt.Errorf("poll: report: %w", err)
 	}
 	fmt.Printf("poll: report sent (%d bytes)\n", len(rep))
