@@ -30,6 +30,24 @@ func boolInt(b bool) int64 {
 	return 0
 }
 
+// prepared returns query prepared on the database, once per store (the
+// hot read paths of the device API: parsing a statement costs more than
+// running it).
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if v, ok := s.stmts.Load(query); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, s.errorf("prepare", err)
+	}
+	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
 // ensureFleet creates the fleet row of a certified device if it has none.
 func (s *Store) ensureFleet(ctx context.Context, q querier, deviceID string) error {
 	_, err := q.ExecContext(ctx, s.q(`INSERT INTO fleet (device_id) SELECT device_id FROM devices WHERE device_id = ?
@@ -61,9 +79,12 @@ func scanFleet(r scanner, extra ...any) (store.FleetState, error) {
 func (s *Store) FleetDevice(ctx context.Context, deviceID string) (*store.Device, *store.FleetState, error) {
 	d := &store.Device{}
 	var created int64
-	st, err := scanFleet(s.db.QueryRowContext(ctx, s.q(`SELECT `+fleetColumns+`, d.order_id, d.station, d.certificate, d.upk, d.log_index, d.created
-		FROM devices d LEFT JOIN fleet f ON f.device_id = d.device_id WHERE d.device_id = ?`), deviceID),
-		&d.OrderID, &d.Station, &d.Certificate, &d.UPK, &d.LogIndex, &created)
+	q, err := s.prepared(ctx, `SELECT `+fleetColumns+`, d.order_id, d.station, d.certificate, d.upk, d.log_index, d.created
+		FROM devices d LEFT JOIN fleet f ON f.device_id = d.device_id WHERE d.device_id = ?`)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := scanFleet(q.QueryRowContext(ctx, deviceID), &d.OrderID, &d.Station, &d.Certificate, &d.UPK, &d.LogIndex, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
 	}
@@ -240,7 +261,11 @@ func (s *Store) Rollout(ctx context.Context, id string) (*store.Rollout, error) 
 
 // Rollouts implements store.Store.
 func (s *Store) Rollouts(ctx context.Context) ([]*store.Rollout, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+rolloutColumns+` FROM rollouts ORDER BY created, id`)
+	q, err := s.prepared(ctx, `SELECT `+rolloutColumns+` FROM rollouts ORDER BY created, id`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx)
 	if err != nil {
 		return nil, s.errorf("list rollouts", err)
 	}
@@ -315,8 +340,12 @@ func (s *Store) actionTx(ctx context.Context, q querier, deviceID, rolloutID str
 
 // DeviceActions implements store.Store.
 func (s *Store) DeviceActions(ctx context.Context, deviceID string) ([]*store.Action, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+actionColumns+` FROM actions a JOIN rollouts r ON r.id = a.rollout_id
-		WHERE a.device_id = ? ORDER BY r.created DESC, r.id DESC`), deviceID)
+	q, err := s.prepared(ctx, `SELECT `+actionColumns+` FROM actions a JOIN rollouts r ON r.id = a.rollout_id
+		WHERE a.device_id = ? ORDER BY r.created DESC, r.id DESC`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, deviceID)
 	if err != nil {
 		return nil, s.errorf("device actions", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sbm-project/sbm/server/store"
@@ -34,17 +35,25 @@ type Dialect struct {
 	IsUniqueViolation func(error) bool
 }
 
+// maxIdleConns is how many idle connections the pool keeps: enough for
+// the concurrent requests of a busy service (database/sql's default of 2
+// makes most requests open a connection).
+const maxIdleConns = 64
+
 // Store is a store.Store over a *sql.DB.
 type Store struct {
 	db *sql.DB
 	d  Dialect
 	// Now returns the current time (for created columns).
 	now func() time.Time
+	// stmts caches prepared statements of the hot read paths (fleet.go).
+	stmts sync.Map
 }
 
 // New returns a Store over db, after applying migrations.
 func New(ctx context.Context, db *sql.DB, d Dialect, migrations []store.Migration) (*Store, error) {
 	s := &Store{db: db, d: d, now: time.Now}
+	db.SetMaxIdleConns(maxIdleConns)
 	if err := s.migrate(ctx, migrations); err != nil {
 		return nil, err
 	}

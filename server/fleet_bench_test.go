@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sbm-project/sbm/server/auditlog"
+	"github.com/sbm-project/sbm/server/store"
+	"github.com/sbm-project/sbm/server/store/sqlite"
+	"github.com/sbm-project/sbm/trust"
+)
+
+// BenchmarkDevicePoll measures device polls per second over mutual TLS
+// (each client its own device, kept-alive connections, 32 in parallel):
+// the authentication against the device records, the device's actions,
+// the rollouts and the cohort check. "idle": a rollout runs at 0.01 %, so
+// almost no device is offered anything (the steady state of a fleet);
+// "offered": every device has an open action. It reports polls/s and the
+// p50 and p99 latencies seen by the clients (in the same process, so the
+// clients' TLS competes for the same cores).
+//
+//	go test ./server -run XXX -bench DevicePoll -benchtime 20000x
+func BenchmarkDevicePoll(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		for _, scenario := range []string{"idle", "offered"} {
+			b.Run(engine+"/"+scenario, func(b *testing.B) { benchPoll(b, engine, scenario == "offered") })
+		}
+	}
+}
+
+// benchDevice is a device certified directly in the store, with an HTTPS
+// client presenting its certificate.
+type benchDevice struct {
+	id string
+	cl *http.Client
+}
+
+func benchPoll(b *testing.B, engine string, offered bool) {
+	ctx := context.Background()
+	c, err := trust.Init(b.TempDir()+"/ctx", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st store.Store
+	if engine == "postgres" {
+		if pg == nil {
+			b.Skip("PostgreSQL not installed")
+		}
+		st = openPostgres(b, pgURL(b))
+	} else if st, err = sqlite.Open(ctx, b.TempDir()); err != nil {
+		b.Fatal(err)
+	} else {
+		b.Cleanup(func() { st.Close() })
+	}
+	f := startWith(b, c, st, Config{})
+	const n = 64
+	devs := make([]*benchDevice, n)
+	if err := st.CreateOrder(ctx, &store.Order{ID: "bench", Signed: []byte{1}, VendorID: "v", ClassID: "c", Count: n, NotAfter: time.Now().Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range devs {
+		key, err := c.Suite().GenerateSigningKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ka, err := c.Suite().GenerateKeyAgreementKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		csr, _ := x509.ParseCertificateRequest(der)
+		id := make([]byte, 16)
+		rand.Read(id)
+		cert, err := c.IssueDeviceCertificate(csr, id, ka.PublicKey(), time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		hexID := hex.EncodeToString(id)
+		if _, err := st.Reserve(ctx, "bench", hexID); err != nil {
+			b.Fatal(err)
+		}
+		d := &store.Device{DeviceID: hexID, OrderID: "bench", Station: []byte{1}, Certificate: cert.Raw}
+		if err := st.Certify(ctx, d, func(context.Context, int64, auditlog.Store) (int64, error) { return 0, nil }); err != nil {
+			b.Fatal(err)
+		}
+		tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: c.ServiceCAPool(),
+			Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}}
+		cl := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 4}, Timeout: time.Minute}
+		b.Cleanup(cl.CloseIdleConnections)
+		devs[i] = &benchDevice{id: hexID, cl: cl}
+	}
+	rel := &store.Release{ManifestDigest: sha256.Sum256([]byte("bench")), Version: "2.0.0", SecurityCounter: 2, Package: []byte("pkg")}
+	if err := st.PutRelease(ctx, rel); err != nil {
+		b.Fatal(err)
+	}
+	share := int64(1)
+	if offered {
+		share = store.FullShare
+	}
+	if err := st.CreateRollout(ctx, &store.Rollout{ID: "bench-rollout", ManifestDigest: rel.ManifestDigest, Share: share, MaxFailures: -1}); err != nil {
+		b.Fatal(err)
+	}
+	poll := func(d *benchDevice) error {
+		resp, err := d.cl.Get(f.url + "/DEFAULT/controller/v1/" + d.id)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("poll: %s", resp.Status)
+		}
+		return nil
+	}
+	for _, d := range devs { // handshakes and offers before the timer
+		if err := poll(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		d := devs[int(next.Add(1)-1)%n]
+		var mine []time.Duration
+		for pb.Next() {
+			start := time.Now()
+			if err := poll(d); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(start))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "polls/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
