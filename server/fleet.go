@@ -295,10 +295,12 @@ type DDIArtifact struct {
 	Links    map[string]DDILink `json:"_links"`
 }
 
-// DDIFeedback is the body of a feedback.
+// DDIFeedback is the body of a feedback. The action is the path's; the
+// body's id (a string or, from older clients, a number) and time are
+// not used.
 type DDIFeedback struct {
-	ID     string `json:"id,omitempty"`
-	Time   string `json:"time,omitempty"`
+	ID     json.RawMessage `json:"id,omitempty"`
+	Time   string          `json:"time,omitempty"`
 	Status struct {
 		Execution string `json:"execution"`
 		Result    struct {

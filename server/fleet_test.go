@@ -557,6 +557,10 @@ func TestFleetUpdate(t *testing.T) {
 					t.Fatalf("feedback %s: %d", st.exec, code)
 				}
 			}
+			// An older DDI client's numeric id is accepted.
+			if code, msg := call(t, cl, "POST", link+"/feedback", []byte(`{"id":8,"status":{"execution":"proceeding","result":{"finished":"none"}}}`)); code != 200 {
+				t.Fatalf("numeric id: %d %s", code, msg)
+			}
 			if code := f.feedback(t, d, ro.ID, "exploded", "none"); code != 400 {
 				t.Fatalf("unknown execution state: %d", code)
 			}
