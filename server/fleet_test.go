@@ -502,11 +502,11 @@ func TestFleetUpdate(t *testing.T) {
 				t.Fatalf("artifact %+v, links %+v", art, dep.Links)
 			}
 			// Download: whole, then a range (a resumed download).
-			code, got := call(t, cl, "GET", art.Links["download"].Href, nil)
-			if code != 200 || !bytes.Equal(got, v2.pkg) {
-				t.Fatalf("download: %d, %d bytes", code, len(got))
+			code, full := call(t, cl, "GET", art.Links["download"].Href, nil)
+			if code != 200 || !bytes.Equal(full, v2.pkg) {
+				t.Fatalf("download: %d, %d bytes", code, len(full))
 			}
-			code, got = call(t, cl, "GET", art.Links["download"].Href, nil, "Range", "bytes=100-199")
+			code, got := call(t, cl, "GET", art.Links["download"].Href, nil, "Range", "bytes=100-199")
 			if code != http.StatusPartialContent || !bytes.Equal(got, v2.pkg[100:200]) {
 				t.Fatalf("range: %d, %d bytes", code, len(got))
 			}
@@ -528,6 +528,18 @@ func TestFleetUpdate(t *testing.T) {
 			code, u2 := call(t, cl, "GET", link+"/upk", nil)
 			if code != 200 || !bytes.Equal(u1, u2) {
 				t.Fatalf("upk retry: %d, same %v", code, bytes.Equal(u1, u2))
+			}
+			// As the device verifies it: the package decrypts with this UPK
+			// and the device's key, and with no other device's.
+			p, err := image.Parse(full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := image.Verify(c, p, &image.VerifyOptions{Key: d.ka, UPK: u1, DeviceID: d.id}); err != nil {
+				t.Fatalf("the device's UPK: %v", err)
+			}
+			if _, err := image.Verify(c, p, &image.VerifyOptions{Key: devs[1].ka, UPK: u1, DeviceID: devs[1].id}); err == nil {
+				t.Fatal("another device opens this device's UPK")
 			}
 			if code, msg := call(t, f.deviceClient(t, devs[1]), "GET", f.ddi(devs[1].hexID())+"/deploymentBase/"+ro.ID+"/upk", nil); code != 404 {
 				t.Fatalf("UPK of a device that never polled: %d %s", code, msg)
