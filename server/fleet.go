@@ -538,9 +538,20 @@ func (f *fleet) handleFeedback(w http.ResponseWriter, r *http.Request, d *authDe
 	}
 	id := r.PathValue("actionId")
 	if to == "" {
-		if _, _, ok := f.openAction(w, r, d); ok {
-			w.WriteHeader(http.StatusOK)
+		// Progress, or a close the signed report settles: acknowledged for
+		// any action of the device, whatever its state.
+		acts, err := f.s.store.DeviceActions(r.Context(), d.id)
+		if err != nil {
+			f.s.storeError(w, r, err)
+			return
 		}
+		for _, a := range acts {
+			if a.RolloutID == id {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, fmt.Errorf("action %s: %w to device %s", id, errNoAction, d.id))
 		return
 	}
 	out, err := f.s.store.Feedback(r.Context(), d.id, id, to)

@@ -585,6 +585,9 @@ func TestFleetUpdate(t *testing.T) {
 			if code != 201 || ans.Action != "installed" || ans.Rollout != ro.ID || ans.Halted {
 				t.Fatalf("report: %d %+v", code, ans)
 			}
+			if code := f.feedback(t, d, ro.ID, "closed", "success"); code != 200 {
+				t.Fatalf("closed after the report: %d", code)
+			}
 			if code, _ := f.sendReport(t, d, replay); code != 409 {
 				t.Fatalf("replayed report: %d", code)
 			}

@@ -18,8 +18,15 @@ func newFleetCmd(cio *cliIO) *cobra.Command {
 		Short: "The certified devices in the field, as the update service sees them",
 	}
 	cmd.AddCommand(newFleetListCmd(cio), newFleetRevokeCmd(cio))
+	for _, sub := range fleetSubcommands {
+		cmd.AddCommand(sub(cio))
+	}
 	return cmd
 }
+
+// fleetSubcommands are more "sbm fleet" commands, registered from their
+// own files.
+var fleetSubcommands []func(*cliIO) *cobra.Command
 
 // when formats a time for the fleet table ("-" for never).
 func when(t time.Time) string {
