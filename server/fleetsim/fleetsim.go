@@ -338,7 +338,9 @@ func (s *sim) live(ctx context.Context, d *device) {
 	}
 }
 
-func (s *sim) ddi(d *device) string { return s.base + "/" + server.DDITenant + "/controller/v1/" + d.hexID }
+func (s *sim) ddi(d *device) string {
+	return s.base + "/" + server.DDITenant + "/controller/v1/" + d.hexID
+}
 
 // update runs one offered deployment: the deployment document, the
 // package, the device's UPK, the device-side verification, feedback and
