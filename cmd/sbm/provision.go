@@ -12,6 +12,7 @@ import (
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/programmer"
 	"github.com/sbm-project/sbm/sbm"
+	"github.com/sbm-project/sbm/server/station"
 	"github.com/sbm-project/sbm/sim"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/vmcu"
@@ -60,26 +61,26 @@ If the device is running ("sbm device run"), its debug socket is used;
 otherwise the device is powered on in-process for the duration.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			station := serverURL != "" || stationDir != "" || orderArg != ""
-			var auth *stationAuthority
+			stationMode := serverURL != "" || stationDir != "" || orderArg != ""
+			var auth *station.Authority
 			var c *trust.Context
-			if station {
+			if stationMode {
 				if err := requireFlags(cmd, "server", "station", "order", "device"); err != nil {
 					return err
 				}
 				if ctxDir != "" || classKey {
 					return usagef("--context and --class-key do not go with --server (the station has no context)")
 				}
-				id, err := orderRef(orderArg)
+				id, err := station.OrderRef(orderArg)
 				if err != nil {
-					return err
+					return usagef("--order: %v", err)
 				}
-				cl, err := stationClient(stationDir, serverURL)
+				cl, err := station.Client(stationDir, serverURL)
 				if err != nil {
 					return err
 				}
 				defer cl.Close()
-				auth = &stationAuthority{cl: cl, orderID: id}
+				auth = station.New(cl, id)
 			} else {
 				if err := requireFlags(cmd, "context", "device"); err != nil {
 					return err
@@ -122,21 +123,22 @@ otherwise the device is powered on in-process for the duration.`,
 			if err != nil {
 				return fmt.Errorf("provisioning %s: %w", devDir, err)
 			}
-			if auth != nil && auth.resp != nil {
+			if auth != nil && auth.Last() != nil {
+				last := auth.Last()
 				if upkOut != "" {
-					if auth.resp.UPK == nil {
+					if last.UPK == nil {
 						return fmt.Errorf("the order names no release: the service issued no UPK for %s", upkOut)
 					}
-					if err := atomicfile.WriteFile(upkOut, auth.resp.UPK, 0o644); err != nil {
+					if err := atomicfile.WriteFile(upkOut, last.UPK, 0o644); err != nil {
 						return err
 					}
 				}
 				if checkpointOut != "" {
-					if err := atomicfile.WriteFile(checkpointOut, auth.resp.Checkpoint, 0o644); err != nil {
+					if err := atomicfile.WriteFile(checkpointOut, last.Checkpoint, 0o644); err != nil {
 						return err
 					}
 				}
-				fmt.Fprintf(progress, "certified by the service under order %s (log entry %d)\n", auth.orderID, auth.resp.LogIndex)
+				fmt.Fprintf(progress, "certified by the service under order %s (log entry %d)\n", auth.OrderID(), last.LogIndex)
 			}
 			if certOut != "" {
 				if err := atomicfile.WriteFile(certOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Certificate.Raw}), 0o644); err != nil {
