@@ -1,8 +1,11 @@
 // Package demo is `sbm demo`: the whole chain of trust on a virtual
 // microcontroller, narrated, in a temporary directory — security context,
-// a new device, provisioning and lock, a signed and encrypted application
-// programmed over the UART, verified boot and attestation, an update
-// downloaded by the application, and attacks refused. It succeeds only if
+// the OEM service, a new device provisioned at the contract manufacturer
+// through the service (counted, logged, audited) and locked, a signed and
+// encrypted application programmed over the UART with the UPK the service
+// issued, verified boot and attestation, an update rolled out by the
+// service and fetched by the application over mutual TLS with its
+// SBM-held key, a signed install report, and attacks refused. It succeeds only if
 // every step behaves as expected.
 package demo
 

@@ -23,7 +23,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"openssl verify", "token verified", "installed 2.0.0",
+		"openssl verify", "token verified", "installed 2.0.0", "order exhausted", "the OEM audits the log offline",
+		"updated 1, failed 0",
 		"decryption failed", "downgrade", "not the recipient",
 		"below the anti-rollback fuse 2", "record not authentic", "2.0.0 boots verified again", "debug port locked",
 		"Every step behaved as expected",

@@ -105,37 +105,6 @@ func findLine(lines []string, prefix string) string {
 	return ""
 }
 
-func (s *story) update(ctx context.Context) error {
-	s.n.section("An update over the web: the application fetches 2.0.0 and asks the SBM to install it")
-	rel, err := s.makeRelease(ctx, "updater", "2.0.0", 2)
-	if err != nil {
-		return err
-	}
-	u, err := s.upkFor(rel, s.deviceKA)
-	if err != nil {
-		return err
-	}
-	pkg, err := s.devicePackage(rel, u)
-	if err != nil {
-		return err
-	}
-	base, stop, err := s.serve(map[string][]byte{"v2.pkg": pkg})
-	if err != nil {
-		return err
-	}
-	defer stop()
-	s.n.say("an update server on %s offers the package with a UPK for this device", base)
-	after, err := s.offer(ctx, base+"/v2.pkg")
-	if err != nil {
-		return err
-	}
-	if findLine(after, "application 2.0.0") == "" || findLine(after, "last update: installed at this boot") == "" {
-		return fmt.Errorf("%w: the device did not come back running 2.0.0", ErrStep)
-	}
-	s.n.ok("the SBM authenticated the whole staged package before touching 1.0.0, installed 2.0.0, and boots it verified")
-	return nil
-}
-
 // attack offers a bad package and checks it is refused with reason while
 // 2.0.0 keeps running.
 func (s *story) attack(ctx context.Context, what, url, reason string) error {

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"github.com/sbm-project/sbm/internal/atomicfile"
 	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/programmer"
-	"github.com/sbm-project/sbm/sbm"
 	"github.com/sbm-project/sbm/sim"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/upk"
@@ -38,6 +38,7 @@ type story struct {
 	fw              vmcu.Firmware // the device's firmware, for power cycles
 	v1Flash         []byte        // the flash chip copied while 1.0.0 ran
 	v1Step          int           // the step it was copied in
+	svc             *service      // the OEM service
 }
 
 // release is a packaged application version.
@@ -56,12 +57,15 @@ func (s *story) close() {
 	if s.device != nil {
 		s.device.Stop()
 	}
+	if s.svc != nil {
+		s.svc.close()
+	}
 }
 
 func (s *story) run(ctx context.Context) error {
 	steps := []func(context.Context) error{
-		s.createContext, s.newDevice, s.provision, s.packageV1, s.programV1,
-		s.bootAndAttest, s.copyFlash, s.update, s.attacks, s.flashChip, s.debugClosed,
+		s.createContext, s.startService, s.packageV1, s.newDevice, s.provisionAtCM, s.programV1,
+		s.bootAndAttest, s.copyFlash, s.updateOverWeb, s.attacks, s.flashChip, s.debugClosed,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -103,7 +107,9 @@ func (s *story) newDevice(ctx context.Context) error {
 	s.devID = in.ID
 	s.n.say("board %s: %s", b.Name, b.Description)
 	s.n.say("blank silicon: erased flash, unblown fuses, unique ID %s, a PUF", s.devID)
-	s.fw = sim.FirmwareWithApps(nil, nil)
+	if err := s.serviceFirmware(); err != nil {
+		return err
+	}
 	if s.device, err = sim.Start(ctx, s.devDir, s.fw, nil); err != nil {
 		return err
 	}
@@ -120,21 +126,16 @@ func (s *story) newDevice(ctx context.Context) error {
 	return nil
 }
 
-func (s *story) provision(ctx context.Context) error {
-	s.n.section("Provisioning at birth, over the debug port, then lock")
-	res, err := programmer.Provision(ctx, s.ctx, s.device.Device.DebugPort(), &programmer.ProvisionOptions{SBMImage: sbm.Descriptor()})
-	if err != nil {
-		return err
-	}
-	certFile := s.path("device.crt")
-	if err := atomicfile.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Certificate.Raw}), 0o644); err != nil {
-		return err
-	}
-	s.n.say("installed the SBM and wrote the root key hash into the fuses")
-	s.n.say("the SBM derived its identity and key-agreement keys from the PUF and sent a CSR;")
-	s.n.say("the device CA issued certificate %s", res.Certificate.Subject.CommonName)
+// saveCert writes the device certificate next to the context.
+func (s *story) saveCert(cert *x509.Certificate) error {
+	return atomicfile.WriteFile(s.path("device.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644)
+}
+
+// checkCert checks the device certificate with openssl (if installed) and
+// that the debug port is locked.
+func (s *story) checkCert(ctx context.Context) error {
 	if openssl, err := exec.LookPath("openssl"); err == nil {
-		out, err := exec.CommandContext(ctx, openssl, "verify", "-CAfile", s.ctx.CAChainPath(), certFile).CombinedOutput()
+		out, err := exec.CommandContext(ctx, openssl, "verify", "-CAfile", s.ctx.CAChainPath(), s.path("device.crt")).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%w: openssl verify: %s", ErrStep, out)
 		}
@@ -143,12 +144,7 @@ func (s *story) provision(ctx context.Context) error {
 	if _, err := s.device.Device.DebugPort().ID(ctx); !errors.Is(err, vmcu.ErrDebugLocked) {
 		return fmt.Errorf("%w: the debug port still answers after lock (%v)", ErrStep, err)
 	}
-	s.n.ok("lock bits blown: the debug port now refuses everything; recorded in the production records")
-	_, id, err := s.ctx.LoadDevice(s.devID)
-	if err != nil {
-		return err
-	}
-	s.deviceKA = upk.Recipient{Kind: upk.Device, Key: id.KeyAgreement, DeviceID: id.ID}
+	s.n.ok("lock bits blown: the debug port now refuses everything")
 	return nil
 }
 
@@ -192,18 +188,21 @@ func (s *story) upkFor(rel *release, r upk.Recipient) ([]byte, error) {
 
 func (s *story) packageV1(ctx context.Context) error {
 	s.n.section("Package the application, version 1.0.0")
-	_, err := s.makeRelease(ctx, "updater", "1.0.0", 1)
-	return err
+	if _, err := s.makeRelease(ctx, "updater", "1.0.0", 1); err != nil {
+		return err
+	}
+	return s.publishV1(ctx)
 }
 
 func (s *story) programV1(ctx context.Context) error {
 	s.n.section("First programming over the UART")
 	rel := s.releases["1.0.0"]
-	u, err := s.upkFor(rel, s.deviceKA)
-	if err != nil {
-		return err
+	u := s.svc.birthUPK
+	if u == nil {
+		return fmt.Errorf("%w: the service issued no first-programming UPK", ErrStep)
 	}
-	s.n.say("a UPK for this device only: the content key wrapped to its PUF-derived key (ECDH-ES + HKDF + AES-KW)")
+	s.n.say("the UPK the service issued with the certificate, for this device only: the content key")
+	s.n.say("wrapped to its PUF-derived key (ECDH-ES + HKDF + AES-KW)")
 	cl, err := client.Dial(ctx, "tcp:"+s.uartAddr)
 	if err != nil {
 		return err
