@@ -93,6 +93,58 @@ type fleet struct {
 	flushed time.Time
 
 	packages sync.Map // manifest digest → *artifact
+
+	// The rollouts as read at most rolloutsTTL ago, for polls (the
+	// transactions that change actions read the rollout's row itself).
+	rmu      sync.Mutex
+	rollouts []*store.Rollout
+	rread    time.Time
+}
+
+// rolloutsTTL is how long a poll may use the rollouts read by another: a
+// rollout started, resumed or raised on another instance is offered up to
+// this much later; pauses and aborts are seen at once by the offer's
+// transaction and the deployment's read.
+const rolloutsTTL = time.Second
+
+// activeRollouts returns the rollouts, read at most rolloutsTTL ago.
+func (f *fleet) activeRollouts(ctx context.Context) ([]*store.Rollout, error) {
+	now := time.Now()
+	f.rmu.Lock()
+	list, at := f.rollouts, f.rread
+	f.rmu.Unlock()
+	if list != nil && now.Sub(at) < rolloutsTTL {
+		return list, nil
+	}
+	list, err := f.s.store.Rollouts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if list == nil {
+		list = []*store.Rollout{}
+	}
+	f.rmu.Lock()
+	f.rollouts, f.rread = list, now
+	f.rmu.Unlock()
+	return list, nil
+}
+
+// forgetRollouts drops the cached rollouts (after a change on this
+// instance).
+func (f *fleet) forgetRollouts() {
+	f.rmu.Lock()
+	f.rollouts = nil
+	f.rmu.Unlock()
+}
+
+// storeError answers a failed store operation; a request its client gave
+// up (context canceled) is not an error of the service.
+func (f *fleet) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		f.s.log.DebugContext(r.Context(), "request canceled", "path", r.URL.Path, "err", err)
+		return
+	}
+	f.s.storeError(w, r, err)
 }
 
 // artifact is a published package as the device API serves it.
@@ -339,7 +391,7 @@ func (f *fleet) offered(ctx context.Context, d *authDevice) (*store.Action, *sto
 	if err != nil {
 		return nil, nil, err
 	}
-	rollouts, err := f.s.store.Rollouts(ctx)
+	rollouts, err := f.activeRollouts(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -375,7 +427,7 @@ func (f *fleet) offered(ctx context.Context, d *authDevice) (*store.Action, *sto
 func (f *fleet) handlePoll(w http.ResponseWriter, r *http.Request, d *authDevice) {
 	a, _, err := f.offered(r.Context(), d)
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	var p DDIPoll
@@ -397,13 +449,13 @@ func (f *fleet) openAction(w http.ResponseWriter, r *http.Request, d *authDevice
 		return nil, nil, false
 	}
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return nil, nil, false
 	}
 	var a *store.Action
 	acts, err := f.s.store.DeviceActions(r.Context(), d.id)
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return nil, nil, false
 	}
 	for _, x := range acts {
@@ -448,7 +500,7 @@ func (f *fleet) handleDeployment(w http.ResponseWriter, r *http.Request, d *auth
 	}
 	art, err := f.artifact(r.Context(), ro.ManifestDigest)
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	base := baseURL(r, d.id)
@@ -478,7 +530,7 @@ func (f *fleet) handleArtifact(w http.ResponseWriter, r *http.Request, d *authDe
 	}
 	acts, err := f.s.store.DeviceActions(r.Context(), d.id)
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	for _, a := range acts {
@@ -487,7 +539,7 @@ func (f *fleet) handleArtifact(w http.ResponseWriter, r *http.Request, d *authDe
 		}
 		ro, err := f.s.store.Rollout(r.Context(), a.RolloutID)
 		if err != nil {
-			f.s.storeError(w, r, err)
+			f.storeError(w, r, err)
 			return
 		}
 		if !ro.State.Active() || !bytes.Equal(ro.ManifestDigest[:], digest) {
@@ -495,7 +547,7 @@ func (f *fleet) handleArtifact(w http.ResponseWriter, r *http.Request, d *authDe
 		}
 		art, err := f.artifact(r.Context(), ro.ManifestDigest)
 		if err != nil {
-			f.s.storeError(w, r, err)
+			f.storeError(w, r, err)
 			return
 		}
 		if r.PathValue("file") != artifactName(art.rel) {
@@ -542,7 +594,7 @@ func (f *fleet) handleFeedback(w http.ResponseWriter, r *http.Request, d *authDe
 		// any action of the device, whatever its state.
 		acts, err := f.s.store.DeviceActions(r.Context(), d.id)
 		if err != nil {
-			f.s.storeError(w, r, err)
+			f.storeError(w, r, err)
 			return
 		}
 		for _, a := range acts {
@@ -563,7 +615,7 @@ func (f *fleet) handleFeedback(w http.ResponseWriter, r *http.Request, d *authDe
 		writeError(w, http.StatusConflict, err)
 		return
 	case err != nil:
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	if out.Halted {
@@ -582,7 +634,7 @@ func (f *fleet) handleUPK(w http.ResponseWriter, r *http.Request, d *authDevice)
 	if b == nil {
 		issued, err := f.s.issueUPK(r.Context(), ro.ManifestDigest, upk.Recipient{Kind: upk.Device, Key: d.ident.KeyAgreement, DeviceID: d.ident.ID})
 		if err != nil {
-			f.s.storeError(w, r, err)
+			f.storeError(w, r, err)
 			return
 		}
 		b, err = f.s.store.ActionUPK(r.Context(), d.id, a.RolloutID, issued, func(ctx context.Context, rec *store.Device, ls auditlog.Store) error {
@@ -600,7 +652,7 @@ func (f *fleet) handleUPK(w http.ResponseWriter, r *http.Request, d *authDevice)
 			writeError(w, http.StatusGone, err)
 			return
 		case err != nil:
-			f.s.storeError(w, r, err)
+			f.storeError(w, r, err)
 			return
 		}
 		if bytes.Equal(b, issued) {
@@ -640,7 +692,7 @@ func (f *fleet) handleReport(w http.ResponseWriter, r *http.Request, d *authDevi
 		writeError(w, http.StatusConflict, err)
 		return
 	case err != nil:
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	ans := ReportAnswer{DeviceID: d.id, Sequence: rep.Sequence}
@@ -780,7 +832,7 @@ func (f *fleet) rolloutError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, store.ErrRolloutActive), errors.Is(err, store.ErrRolloutState):
 		writeError(w, http.StatusConflict, err)
 	default:
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 	}
 }
 
@@ -823,7 +875,7 @@ func (f *fleet) handleStart(w http.ResponseWriter, r *http.Request) {
 	rel, code, err := f.findRelease(r.Context(), req.Release)
 	if err != nil {
 		if code == http.StatusInternalServerError {
-			f.s.storeError(w, r, err)
+			f.storeError(w, r, err)
 			return
 		}
 		writeError(w, code, err)
@@ -831,11 +883,13 @@ func (f *fleet) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := newRolloutID()
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	ro := &store.Rollout{ID: id, ManifestDigest: rel.ManifestDigest, Cohort: req.Cohort, Share: sh, MaxFailures: maxF, FailuresPercent: pct, Created: f.s.now()}
-	if err := f.s.store.CreateRollout(r.Context(), ro); err != nil {
+	err = f.s.store.CreateRollout(r.Context(), ro)
+	f.forgetRollouts()
+	if err != nil {
 		f.rolloutError(w, r, err)
 		return
 	}
@@ -855,7 +909,7 @@ func newRolloutID() (string, error) {
 func (f *fleet) handleRollouts(w http.ResponseWriter, r *http.Request) {
 	list, err := f.s.store.Rollouts(r.Context())
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	out := RolloutList{Rollouts: []RolloutStatus{}}
@@ -868,7 +922,7 @@ func (f *fleet) handleRollouts(w http.ResponseWriter, r *http.Request) {
 func (f *fleet) handleRollout(w http.ResponseWriter, r *http.Request) {
 	ro, err := f.s.store.Rollout(r.Context(), r.PathValue("id"))
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rolloutStatus(ro))
@@ -894,6 +948,7 @@ func (f *fleet) handlePercent(w http.ResponseWriter, r *http.Request) {
 		ro.Share = sh
 		return nil
 	})
+	f.forgetRollouts()
 	if err != nil {
 		f.rolloutError(w, r, err)
 		return
@@ -924,6 +979,7 @@ func (f *fleet) transition(to store.RolloutState) http.HandlerFunc {
 			}
 			return fmt.Errorf("rollout %s is %s, it cannot become %s: %w", ro.ID, ro.State, to, store.ErrRolloutState)
 		})
+		f.forgetRollouts()
 		if err != nil {
 			f.rolloutError(w, r, err)
 			return
@@ -947,12 +1003,12 @@ func (f *fleet) handleFleet(w http.ResponseWriter, r *http.Request) {
 		limit = min(n, maxFleetPage)
 	}
 	if err := f.flushSeen(r.Context()); err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	list, err := f.s.store.FleetList(r.Context(), r.URL.Query().Get("after"), limit)
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	out := FleetList{Devices: []FleetDevice{}}
@@ -968,12 +1024,12 @@ func (f *fleet) handleFleet(w http.ResponseWriter, r *http.Request) {
 func (f *fleet) handleRevokeDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := f.s.store.RevokeDevice(r.Context(), id); err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	_, st, err := f.s.store.FleetDevice(r.Context(), id)
 	if err != nil {
-		f.s.storeError(w, r, err)
+		f.storeError(w, r, err)
 		return
 	}
 	f.s.log.WarnContext(r.Context(), "device revoked", "device", id)

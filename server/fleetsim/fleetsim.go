@@ -86,10 +86,16 @@ type Summary struct {
 	Errors            int64   `json:"errors"`
 	RequestsPerSecond float64 `json:"requests_per_second"`
 	Polls             int64   `json:"polls"`
-	// P50 and P99 are request latencies (from the histogram's buckets,
-	// within 5 %).
-	P50 time.Duration `json:"p50_ns"`
-	P99 time.Duration `json:"p99_ns"`
+	// P50 and P99 are the latencies of the steady state: the requests
+	// made one interval after every device's first request was answered
+	// (from the histogram's buckets, within 5 %). FirstP99 is the p99 of
+	// each device's first request, which includes its full TLS handshake
+	// (all of them within the first interval). Steady counts the requests
+	// of the steady state.
+	P50      time.Duration `json:"p50_ns"`
+	P99      time.Duration `json:"p99_ns"`
+	FirstP99 time.Duration `json:"first_p99_ns"`
+	Steady   int64         `json:"steady_requests"`
 	// Updated and Failed count the installs the devices reported.
 	Updated int64 `json:"updated"`
 	Failed  int64 `json:"failed"`
@@ -141,6 +147,8 @@ type device struct {
 	seq   uint64
 	// app is what it runs (zero: nothing reported yet).
 	app report.App
+	// connected: its first request (with the TLS handshake) is done.
+	connected bool
 }
 
 // sim is one simulation's shared state.
@@ -149,12 +157,17 @@ type sim struct {
 	base     string
 	verifier *image.Verifier
 	hist     histogram
-	requests atomic.Int64
-	errs     atomic.Int64
-	polls    atomic.Int64
-	updated  atomic.Int64
-	failed   atomic.Int64
-	firstErr atomic.Pointer[string]
+	first    histogram
+	// connected counts the devices whose first request was answered;
+	// steadyFrom (Unix ns) is when the steady state starts, 0 before.
+	connected  atomic.Int64
+	steadyFrom atomic.Int64
+	requests   atomic.Int64
+	errs       atomic.Int64
+	polls      atomic.Int64
+	updated    atomic.Int64
+	failed     atomic.Int64
+	firstErr   atomic.Pointer[string]
 	// packages caches the downloaded packages by URL: every device
 	// downloads, but the bytes need not be kept once per device.
 	packages sync.Map
@@ -195,7 +208,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	sum := &Summary{Devices: len(devs), Duration: elapsed, Requests: s.requests.Load(), Errors: s.errs.Load(), Polls: s.polls.Load(),
-		Updated: s.updated.Load(), Failed: s.failed.Load(), P50: s.hist.quantile(0.5), P99: s.hist.quantile(0.99)}
+		Updated: s.updated.Load(), Failed: s.failed.Load(), P50: s.hist.quantile(0.5), P99: s.hist.quantile(0.99),
+		FirstP99: s.first.quantile(0.99), Steady: s.hist.count()}
 	sum.RequestsPerSecond = float64(sum.Requests) / elapsed.Seconds()
 	if e := s.firstErr.Load(); e != nil {
 		sum.FirstError = *e
@@ -455,7 +469,16 @@ func (s *sim) do(ctx context.Context, d *device, method, u string, body []byte, 
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	s.requests.Add(1)
-	s.hist.add(time.Since(start))
+	switch from := s.steadyFrom.Load(); {
+	case !d.connected:
+		s.first.add(time.Since(start))
+		d.connected = true
+		if s.connected.Add(1) == int64(s.cfg.Devices) {
+			s.steadyFrom.Store(time.Now().Add(s.cfg.Interval).UnixNano())
+		}
+	case from != 0 && start.UnixNano() >= from:
+		s.hist.add(time.Since(start))
+	}
 	if err != nil || resp.StatusCode != want {
 		if ctx.Err() == nil {
 			s.fail(fmt.Errorf("%s %s: %s %s", method, u, resp.Status, strings.TrimSpace(string(b))))
@@ -516,6 +539,12 @@ func (h *histogram) add(d time.Duration) {
 	h.buckets[i]++
 	h.n++
 	h.mu.Unlock()
+}
+
+func (h *histogram) count() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
 }
 
 // quantile returns the upper bound of the bucket holding quantile q.
