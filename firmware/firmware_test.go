@@ -1,12 +1,32 @@
 package firmware
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sbm-project/sbm/firmware/qemu"
+	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/image"
+	"github.com/sbm-project/sbm/internal/firmware"
+	"github.com/sbm-project/sbm/programmer"
+	"github.com/sbm-project/sbm/sbm"
+	"github.com/sbm-project/sbm/sim"
+	"github.com/sbm-project/sbm/trust"
+	"github.com/sbm-project/sbm/upk"
+	"github.com/sbm-project/sbm/vmcu"
+	"github.com/sbm-project/sbm/wire"
+	"github.com/sbm-project/sbm/wire/client"
 )
 
 // cacheDir is where scripts/firmware.sh keeps the firmware toolchain.
@@ -55,7 +75,7 @@ func TestFirmwareBootsUnderQEMU(t *testing.T) {
 	log := string(out)
 	for _, want := range []string{
 		"sha256(\"abc\") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-		"variant full", "variant ed25519", "variant p256",
+		"variant full", "variant ed25519", "variant p256", "sbm-mps2-an385-board.elf", "app-mps2-an385.bin",
 		"sbm: no SBM installed",
 		"ok   Ed25519 sign, verify, refuse a forgery",
 		"ok   P-256 sign, verify, refuse a forgery",
@@ -72,3 +92,343 @@ func TestFirmwareBootsUnderQEMU(t *testing.T) {
 		t.Error("a firmware self-check failed")
 	}
 }
+
+// requireFirmwareToolchain skips t unless SBM_FIRMWARE_TEST=1 and the
+// toolchain scripts/firmware.sh installs is cached.
+func requireFirmwareToolchain(t *testing.T) {
+	t.Helper()
+	if os.Getenv("SBM_FIRMWARE_TEST") != "1" {
+		t.Skip("firmware build not requested: set SBM_FIRMWARE_TEST=1 (takes minutes; see docs/silicon.md)")
+	}
+	tinygo := filepath.Join(cacheDir(), "tinygo-0.37.0", "bin", "tinygo")
+	if _, err := os.Stat(tinygo); err != nil {
+		t.Skipf("firmware toolchain not cached (%s missing): run ./scripts/firmware.sh once", tinygo)
+	}
+	for _, tool := range []string{"qemu-system-arm", "ld.lld-16", "llvm-size-16", "arm-none-eabi-gcc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: run ./scripts/firmware.sh once", tool)
+		}
+	}
+}
+
+// buildBoard builds the board variant of the SBM firmware and the native
+// application with scripts/firmware.sh and returns the output directory.
+// SBM_FIRMWARE_PREBUILT=DIR uses the ELF and application already in DIR
+// instead (from an earlier SBM_FIRMWARE_VARIANTS=board run of the script).
+func buildBoard(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("SBM_FIRMWARE_PREBUILT"); dir != "" {
+		return dir
+	}
+	out := t.TempDir()
+	start := time.Now()
+	cmd := exec.Command("bash", filepath.Join("..", "scripts", "firmware.sh"), "--no-qemu")
+	cmd.Env = append(os.Environ(), "SBM_FIRMWARE_OUT="+out, "SBM_FIRMWARE_VARIANTS=board", "SBM_FIRMWARE_BOARDS=mps2-an385")
+	log, err := cmd.CombinedOutput()
+	t.Logf("scripts/firmware.sh (%v):\n%s", time.Since(start).Round(time.Second), log)
+	if err != nil {
+		t.Fatalf("scripts/firmware.sh: %v", err)
+	}
+	return out
+}
+
+// qemuDevice is one emulated chip running the SBM firmware under QEMU.
+type qemuDevice struct {
+	m    *qemu.Machine
+	id   [hal.IDSize]byte
+	prov *programmer.Provisioned
+}
+
+// newQEMUDevice makes a chip file, boots the blank chip (the SBM waits in
+// recovery, not provisioned) and provisions it for c through the chip
+// file's debug port; then it powers the locked chip on.
+func newQEMUDevice(t *testing.T, ctx context.Context, c *trust.Context, out, name string) *qemuDevice {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := &qemuDevice{}
+	rand.Read(d.id[:])
+	chipFile := filepath.Join(dir, "chip.img")
+	if err := qemu.CreateChip(chipFile, d.id); err != nil {
+		t.Fatal(err)
+	}
+	d.m = &qemu.Machine{ELF: filepath.Join(out, "sbm-mps2-an385-board.elf"), Chip: chipFile}
+	t.Cleanup(func() {
+		d.m.Stop()
+		if t.Failed() {
+			t.Logf("%s console:\n%s", name, d.m.Console())
+		}
+	})
+	if err := d.m.PowerOn(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.m.WaitConsole(ctx, 0, "sbm: no SBM installed"); err != nil {
+		t.Fatal(err)
+	}
+	var plog bytes.Buffer
+	prov, err := programmer.Provision(ctx, c, &qemu.DebugPort{Chip: chipFile, Machine: d.m},
+		&programmer.ProvisionOptions{SBMImage: sbm.Descriptor(), Log: &plog, Timeout: 60 * time.Second})
+	t.Logf("provisioning %s:\n%s", name, plog.String())
+	if err != nil {
+		t.Fatalf("provision %s: %v", name, err)
+	}
+	d.prov = prov
+	locks, err := qemu.ReadFuseWord(chipFile, hal.FuseLocks)
+	if err != nil || locks != hal.LockDebug|hal.LockSBMWriteProtect|hal.LockSecureHidden {
+		t.Fatalf("lock fuses %#x, %v: want all three blown", locks, err)
+	}
+	if _, err := (&qemu.DebugPort{Chip: chipFile}).ID(ctx); !errors.Is(err, vmcu.ErrDebugLocked) {
+		t.Fatalf("debug port after lock: %v, want ErrDebugLocked", err)
+	}
+	return d
+}
+
+// release packages data for the device with ID id: the package, its UPK
+// and its content-encryption key.
+func release(t *testing.T, c *trust.Context, data []byte, version string, counter uint32, id []byte) (*image.Package, []byte, *[32]byte) {
+	t.Helper()
+	res, err := image.Create(c, &firmware.Image{Data: data, Format: firmware.FormatBinary}, &image.CreateOptions{Version: version, SecurityCounter: counter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Package, upkFor(t, c, res.Package, &res.CEK, id), &res.CEK
+}
+
+// upkFor issues a UPK of package p for the device with ID id.
+func upkFor(t *testing.T, c *trust.Context, p *image.Package, cek *[32]byte, id []byte) []byte {
+	t.Helper()
+	_, rec, err := c.LoadDevice(fmt.Sprintf("%x", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := upk.Issue(c, p.Manifest, cek, upk.Recipient{Kind: upk.Device, Key: rec.KeyAgreement, DeviceID: rec.ID}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// tampered returns a copy of p with one bit of its encrypted payload
+// flipped.
+func tampered(p *image.Package) *image.Package {
+	q := *p
+	q.Payload = append([]byte(nil), p.Payload...)
+	q.Payload[len(q.Payload)/2] ^= 0x10
+	return &q
+}
+
+// refusal programs p with u and returns the device's error code.
+func refusal(t *testing.T, ctx context.Context, port string, dial func() (*client.Client, error), p *image.Package, u []byte) wire.Code {
+	t.Helper()
+	var cl *client.Client
+	var err error
+	// The device may still be resetting into recovery: wait for its SBM.
+	for i := 0; ; i++ {
+		if cl, err = dial(); err == nil {
+			if _, err = cl.Info(ctx); err == nil {
+				break
+			}
+			cl.Close()
+		}
+		if i == 10 {
+			t.Fatalf("%s: no SBM answers: %v", port, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	defer cl.Close()
+	_, err = programmer.Program(ctx, cl, p, &programmer.ProgramOptions{UPK: u, NoReset: true})
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		t.Fatalf("%s: program: %v, want a refusal", port, err)
+	}
+	return we.Code
+}
+
+// vmcuRefusals runs the three refusals on the virtual MCU (the SBM core
+// on the host) and returns the codes: tampered payload, downgrade, UPK
+// for another device.
+func vmcuRefusals(t *testing.T, ctx context.Context, app []byte) [3]wire.Code {
+	c, err := trust.Init(filepath.Join(t.TempDir(), "vmcu-ctx"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := vmcu.LookupBoard("small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs := make([]*vmcu.Device, 2)
+	ids := make([][]byte, 2)
+	for i := range devs {
+		devs[i] = vmcu.NewMemory(b, uint64(i+1))
+		run := sim.StartDevice(context.Background(), devs[i], sim.Firmware(nil))
+		t.Cleanup(func() { run.Stop() })
+		prov, err := programmer.Provision(ctx, c, devs[i].DebugPort(), &programmer.ProvisionOptions{SBMImage: sbm.Descriptor()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = prov.ID
+	}
+	dial := func() (*client.Client, error) { return client.New(devs[0].UART().Pipe()), nil }
+	p2, u2, _ := release(t, c, app, "1.1.0", 2, ids[0])
+	cl, _ := dial()
+	if _, err := programmer.Program(ctx, cl, p2, &programmer.ProgramOptions{UPK: u2}); err != nil {
+		t.Fatalf("virtual MCU: program 1.1.0: %v", err)
+	}
+	cl.Close()
+	devs[0].Reset(true) // recovery pin held
+	p1, u1, _ := release(t, c, app, "1.0.0", 1, ids[0])
+	p3, u3, cek3 := release(t, c, app, "1.2.0", 3, ids[0])
+	return [3]wire.Code{
+		refusal(t, ctx, "virtual MCU", dial, tampered(p3), u3),
+		refusal(t, ctx, "virtual MCU", dial, p1, u1),
+		refusal(t, ctx, "virtual MCU", dial, p3, upkFor(t, c, p3, cek3, ids[1])),
+	}
+}
+
+// TestFirmwareProgramsUnderQEMU is issue 13's end-to-end test on QEMU's
+// mps2-an385: it builds the board firmware and the native application,
+// makes two chips and provisions them through the chip file's debug port
+// (programmer.Provision, unchanged), programs an encrypted per-device
+// package into chip A with the unchanged `sbm program --port tcp:...`,
+// and checks that the SBM verified it, reset, verified it at boot and
+// jumped into the native application, which printed on the UART and
+// called the boot-info runtime service; that a power cycle verifies and
+// runs it again from the persisted chip file; and that a tampered
+// package, a downgrade and a UPK for chip B are refused with the error
+// codes the virtual MCU gives, leaving the application running.
+//
+//	SBM_FIRMWARE_TEST=1 go test ./firmware -run TestFirmwareProgramsUnderQEMU -v
+func TestFirmwareProgramsUnderQEMU(t *testing.T) {
+	requireFirmwareToolchain(t)
+	out := buildBoard(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	app, err := os.ReadFile(filepath.Join(out, "app-mps2-an385.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := vmcuRefusals(t, ctx, app)
+	if want != [3]wire.Code{wire.CodeDecrypt, wire.CodeDowngrade, wire.CodeNotRecipient} {
+		t.Fatalf("virtual MCU refusals %v: want decrypt, downgrade, not recipient", want)
+	}
+
+	dir := t.TempDir()
+	c, err := trust.Init(filepath.Join(dir, "ctx"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newQEMUDevice(t, ctx, c, out, "A")
+	b := newQEMUDevice(t, ctx, c, out, "B")
+	b.m.Stop()
+
+	// sbm program, unchanged, over the board's UART0 (a TCP socket).
+	sbmCLI := filepath.Join(dir, "sbm")
+	if log, err := exec.Command("go", "build", "-o", sbmCLI, "../cmd/sbm").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/sbm: %v\n%s", err, log)
+	}
+	p2, u2, _ := release(t, c, app, "1.1.0", 2, a.prov.ID)
+	pkgFile, upkFile := filepath.Join(dir, "app-1.1.0.sbmpkg"), filepath.Join(dir, "app-1.1.0.upk")
+	raw, err := p2.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(pkgFile, raw, 0o644)
+	os.WriteFile(upkFile, u2, 0o644)
+	at := len(a.m.Console())
+	if err := a.m.PowerOn(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	at, err = a.m.WaitConsole(ctx, at, "sbm: recovery: waiting for a programmer on the UART")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, sbmCLI, "program", "--port", a.m.UARTPort(), "--package", pkgFile, "--upk", upkFile)
+	log, err := cmd.CombinedOutput()
+	t.Logf("sbm program:\n%s", log)
+	if err != nil {
+		t.Fatalf("sbm program: %v", err)
+	}
+	for _, want := range []string{
+		"sbm: install complete; resetting",
+		"sbm: verified application 1.1.0",
+		"sbm board: jumping to the application at 0x00220000",
+	} {
+		if at, err = a.m.WaitConsole(ctx, at, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appLine := fmt.Sprintf("app: boot info: device %x, SBM %s, application 1.1.0, security counter 2, lifecycle %d, updated this boot 0",
+		a.id, sbm.Version, wire.LifecycleLocked)
+	// The console UART: the SBM's boot log, then the application's output.
+	for _, want := range []string{"sbm: verified application 1.1.0", "app: hello from the native Cortex-M3 application", appLine} {
+		if err := a.m.WaitUART(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A power cycle: the SBM verifies the application from the chip file.
+	at = len(a.m.Console())
+	if err := a.m.PowerOn(ctx, &qemu.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if at, err = a.m.WaitConsole(ctx, at, "sbm: verified application 1.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCount(ctx, a.m, appLine, 2); err != nil {
+		t.Fatal(err)
+	}
+
+	// The refusals, in recovery (pin held) with 1.1.0 installed.
+	at = len(a.m.Console())
+	if err := a.m.PowerOn(ctx, &qemu.StartOptions{RecoveryPin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if at, err = a.m.WaitConsole(ctx, at, "sbm: recovery: recovery pin held"); err != nil {
+		t.Fatal(err)
+	}
+	if at, err = a.m.WaitConsole(ctx, at, "sbm: recovery: waiting for a programmer on the UART"); err != nil {
+		t.Fatal(err)
+	}
+	dial := func() (*client.Client, error) { return client.DialOptions{}.Dial(ctx, a.m.UARTPort()) }
+	p1, u1, _ := release(t, c, app, "1.0.0", 1, a.prov.ID)
+	p3, u3, cek3 := release(t, c, app, "1.2.0", 3, a.prov.ID)
+	got := [3]wire.Code{
+		refusal(t, ctx, "QEMU", dial, tampered(p3), u3),
+		refusal(t, ctx, "QEMU", dial, p1, u1),
+		refusal(t, ctx, "QEMU", dial, p3, upkFor(t, c, p3, cek3, b.prov.ID)),
+	}
+	if got != want {
+		t.Errorf("QEMU refusals %v, virtual MCU %v", got, want)
+	}
+	// The application survived the refusals.
+	at = len(a.m.Console())
+	if err := a.m.PowerOn(ctx, &qemu.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = a.m.WaitConsole(ctx, at, "sbm: verified application 1.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCount(ctx, a.m, appLine, 3); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(a.m.Console(), "panic") {
+		t.Errorf("the firmware panicked:\n%s", a.m.Console())
+	}
+}
+
+// waitCount waits until the UART log holds want at least n times.
+func waitCount(ctx context.Context, m *qemu.Machine, want string, n int) error {
+	for strings.Count(m.UARTLog(), want) < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d× %q on the UART: %w; UART log:\n%s", n, want, ctx.Err(), m.UARTLog())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+var _ = regexp.MustCompile
+var _ = strconv.Itoa

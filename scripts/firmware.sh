@@ -108,10 +108,14 @@ mkdir -p "$target"
 m3_features="+armv7-m,+hwdiv,+soft-float,+thumb-mode,-aes,-bf16,-cdecp0,-cdecp1,-cdecp2,-cdecp3,-cdecp4,-cdecp5,-cdecp6,-cdecp7,-crc,-crypto,-d32,-dotprod,-dsp,-fp-armv8,-fp-armv8d16,-fp-armv8d16sp,-fp-armv8sp,-fp16,-fp16fml,-fp64,-fpregs,-fullfp16,-hwdiv-arm,-i8mm,-lob,-mve,-mve.fp,-neon,-pacbti,-ras,-sb,-sha2,-vfp2,-vfp2sp,-vfp3,-vfp3d16,-vfp3d16sp,-vfp3sp,-vfp4,-vfp4d16,-vfp4d16sp,-vfp4sp"
 m33_features="+armv8-m.main,+dsp,+hwdiv,+soft-float,+thumb-mode,-aes,-bf16,-cdecp0,-cdecp1,-cdecp2,-cdecp3,-cdecp4,-cdecp5,-cdecp6,-cdecp7,-crc,-crypto,-d32,-dotprod,-fp-armv8,-fp-armv8d16,-fp-armv8d16sp,-fp-armv8sp,-fp16,-fp16fml,-fp64,-fpregs,-fullfp16,-hwdiv-arm,-i8mm,-lob,-mve,-mve.fp,-neon,-pacbti,-ras,-sb,-sha2,-vfp2,-vfp2sp,-vfp3,-vfp3d16,-vfp3d16sp,-vfp3sp,-vfp4,-vfp4d16,-vfp4d16sp,-vfp4sp"
 write_target() { # board
-	local board=$1 triple cpu features arch code ram
+	local board=$1 triple cpu features arch code ram codelen ramlen
 	case $board in
-	mps2-an385) triple=thumbv7m-unknown-unknown-eabi cpu=cortex-m3 features=$m3_features arch=v7-m code=0x00000000 ram=0x20000000 ;;
-	mps2-an505) triple=thumbv8m.main-unknown-unknown-eabi cpu=cortex-m33 features=$m33_features arch=v8-m.main code=0x10000000 ram=0x38000000 ;;
+	# mps2-an385: the SBM's code in the lower 2 MiB of the code SSRAM (the
+	# board hal maps the emulated flash array in the upper 2 MiB), its RAM
+	# in the lower 3 MiB of SSRAM2/3 (the native application owns the top
+	# 1 MiB; firmware/mps2/chip).
+	mps2-an385) triple=thumbv7m-unknown-unknown-eabi cpu=cortex-m3 features=$m3_features arch=v7-m code=0x00000000 ram=0x20000000 codelen=2M ramlen=3M ;;
+	mps2-an505) triple=thumbv8m.main-unknown-unknown-eabi cpu=cortex-m33 features=$m33_features arch=v8-m.main code=0x10000000 ram=0x38000000 codelen=4M ramlen=4M ;;
 	*) echo "unknown board $board (mps2-an385, mps2-an505)" >&2; exit 2 ;;
 	esac
 	local libc=/usr/lib/picolibc/arm-none-eabi/lib/release/thumb/$arch/nofp/libc.a
@@ -126,8 +130,8 @@ write_target() { # board
 	cat >"$target/$board.ld" <<-EOF
 		MEMORY
 		{
-		    FLASH_TEXT (rw) : ORIGIN = $code, LENGTH = 4M
-		    RAM (xrw)       : ORIGIN = $ram, LENGTH = 4M
+		    FLASH_TEXT (rw) : ORIGIN = $code, LENGTH = $codelen
+		    RAM (xrw)       : ORIGIN = $ram, LENGTH = $ramlen
 		}
 		_stack_size = 32K;
 		INCLUDE "targets/arm.ld"
@@ -167,8 +171,12 @@ mkdir -p "$mod"
 printf 'module github.com/sbm-project/sbm\n\ngo 1.24\n' >"$mod/go.mod"
 # (-e: the host's go list does not know TinyGo's own packages such as
 # device/arm; they have no module and are left to TinyGo.)
-dirs=$(cd "$root" && GOTOOLCHAIN=auto "$hostgo" list -e -tags tinygo -deps \
-	-f '{{if and (not .Standard) .Module}}{{.Dir}}{{end}}' ./firmware/mps2)
+# (Listed twice: the phase-1 variants and the board variant, whose files
+# have other build tags, import different packages.)
+dirs=$(cd "$root" && for tags in tinygo tinygo,mps2_an385,sbmfw_board; do
+	GOTOOLCHAIN=auto "$hostgo" list -e -tags $tags -deps \
+		-f '{{if and (not .Standard) .Module}}{{.Dir}}{{end}}' ./firmware/mps2
+done | sort -u)
 for d in $dirs; do
 	rel=${d#"$root"/}
 	mkdir -p "$mod/$rel"
@@ -179,39 +187,54 @@ for d in $dirs; do
 done
 echo "== module $mod: $(echo "$dirs" | wc -w) packages"
 
-# 6. Build the firmware for each board: the whole SBM, and one-suite
-# variants that link only that suite's signature primitives.
+# 6. Build the firmware for each board: the whole SBM on an in-RAM
+# stand-in (full), one-suite variants that link only that suite's
+# signature primitives, and, for mps2-an385, the SBM on the board's own hal
+# (board: UART, chip file, reset, native applications) with the native
+# example application (firmware/app, arm-none-eabi-gcc).
 # shellcheck disable=SC2206
-variants=(${SBM_FIRMWARE_VARIANTS:-full ed25519 p256})
+variants=(${SBM_FIRMWARE_VARIANTS:-full ed25519 p256 board})
+builds=() # board:variant
 for board in "${boards[@]}"; do
 	for v in "${variants[@]}"; do
-		tags=""
-		[ "$v" = full ] || tags="-tags sbmfw_$v"
-		elf=$out/sbm-$board-$v.elf
-		echo "== tinygo build $board $v -> $elf"
-		# shellcheck disable=SC2086
-		(cd "$mod" && "$tinygo/bin/tinygo" build -target "$target/$board.json" -opt z $tags \
-			-o "$elf" ./firmware/mps2)
+		[ "$v" != board ] || [ "$board" = mps2-an385 ] || continue
+		builds+=("$board:$v")
 	done
+done
+for b in "${builds[@]}"; do
+	board=${b%%:*} v=${b#*:}
+	tags=""
+	[ "$v" = full ] || tags="-tags sbmfw_$v"
+	elf=$out/sbm-$board-$v.elf
+	echo "== tinygo build $board $v -> $elf"
+	# shellcheck disable=SC2086
+	(cd "$mod" && "$tinygo/bin/tinygo" build -target "$target/$board.json" -opt z $tags \
+		-o "$elf" ./firmware/mps2)
+	if [ "$v" = board ]; then
+		app=$out/app-$board
+		echo "== arm-none-eabi-gcc firmware/app -> $app.elf, $app.bin"
+		arm-none-eabi-gcc -mcpu=cortex-m3 -mthumb -Os -ffreestanding -nostdlib -Wall -Werror \
+			-T "$root/firmware/app/app.ld" "$root/firmware/app/app.c" -o "$app.elf"
+		arm-none-eabi-objcopy -O binary "$app.elf" "$app.bin"
+	fi
 done
 echo "== sizes (bytes; flash = text + data, RAM = data + bss, heap not included)"
 elfs=()
-for board in "${boards[@]}"; do
-	for v in "${variants[@]}"; do elfs+=("sbm-$board-$v.elf"); done
-done
+for b in "${builds[@]}"; do elfs+=("sbm-${b%%:*}-${b#*:}.elf"); done
 (cd "$out" && llvm-size-$llvm "${elfs[@]}")
 
-# 7. Boot each ELF under QEMU and check it ran.
+# 7. Boot each self-check ELF under QEMU and check it ran (the board
+# variant needs a provisioned chip file: firmware/firmware_test.go).
 if ((qemu)); then
-	for board in "${boards[@]}"; do
-		for v in "${variants[@]}"; do
-			elf=$out/sbm-$board-$v.elf
-			echo "== qemu-system-arm -M $board ... $elf"
-			log=$(timeout 60 qemu-system-arm -M "$board" -nographic -monitor none -semihosting \
-				-kernel "$elf" </dev/null 2>&1) || true
-			echo "$log"
-			grep -q "sbm core linked" <<<"$log" || { echo "firmware $board $v did not report success" >&2; exit 1; }
-		done
+	for b in "${builds[@]}"; do
+		board=${b%%:*} v=${b#*:}
+		[ "$v" != board ] || continue
+		elf=$out/sbm-$board-$v.elf
+		echo "== qemu-system-arm -M $board ... $elf"
+		log=$(timeout 60 qemu-system-arm -M "$board" -nographic -monitor none -semihosting \
+			-kernel "$elf" </dev/null 2>&1) || true
+		echo "$log"
+		grep -q "sbm core linked" <<<"$log" || { echo "firmware $board $v did not report success" >&2; exit 1; }
 	done
 fi
 echo "== ok"
