@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -430,5 +432,83 @@ func waitCount(ctx context.Context, m *qemu.Machine, want string, n int) error {
 	return nil
 }
 
-var _ = regexp.MustCompile
-var _ = strconv.Itoa
+// measureLine is the firmware's boot-verification measurement
+// (firmware/mps2/launch.go).
+var measureLine = regexp.MustCompile(`sbm board: measure: boot to launch (\d+) ticks; sha256 of the (\d+) byte application (\d+) ticks \( ([0-9a-f]{8}) \)`)
+
+// TestFirmwareBootMeasurement installs a 256 KiB native application
+// (the example application padded with zeroes) and boots it under
+// qemu -icount shift=0 with the firmware's measurement on: the SBM's boot
+// from sbm.Boot to the jump (storage, keys, signature table, the
+// application's hash) against raw SHA-256 of the same 256 KiB in the same
+// firmware, in timer ticks of 40 instructions. It logs the figures
+// docs/silicon.md records.
+//
+//	SBM_FIRMWARE_TEST=1 go test ./firmware -run TestFirmwareBootMeasurement -v
+func TestFirmwareBootMeasurement(t *testing.T) {
+	requireFirmwareToolchain(t)
+	out := buildBoard(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	app, err := os.ReadFile(filepath.Join(out, "app-mps2-an385.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 256 << 10
+	big := make([]byte, size)
+	copy(big, app)
+	c, err := trust.Init(filepath.Join(t.TempDir(), "ctx"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newQEMUDevice(t, ctx, c, out, "M")
+	p, u, _ := release(t, c, big, "2.0.0", 1, d.prov.ID)
+	at := len(d.m.Console())
+	if err := d.m.PowerOn(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if at, err = d.m.WaitConsole(ctx, at, "sbm: recovery: waiting for a programmer on the UART"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.DialOptions{}.Dial(ctx, d.m.UARTPort())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	res, err := programmer.Program(ctx, cl, p, &programmer.ProgramOptions{UPK: u})
+	cl.Close()
+	if err != nil {
+		t.Fatalf("program the 256 KiB application: %v", err)
+	}
+	t.Logf("programmed %d bytes in %v (%.1f KiB/s, %d frames, %d resent)", res.Bytes, time.Since(t0).Round(time.Millisecond),
+		float64(res.Bytes)/1024/time.Since(t0).Seconds(), res.Stats.Frames, res.Stats.Resent)
+	if _, err = d.m.WaitConsole(ctx, at, "sbm board: jumping to the application"); err != nil {
+		t.Fatal(err)
+	}
+	at = len(d.m.Console())
+	t1 := time.Now()
+	if err := d.m.PowerOn(ctx, &qemu.StartOptions{Measure: true, ICount: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = d.m.WaitConsole(ctx, at, "sbm board: jumping to the application"); err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Since(t1)
+	m := measureLine.FindStringSubmatch(d.m.Console()[at:])
+	if m == nil {
+		t.Fatalf("no measurement in the console:\n%s", d.m.Console()[at:])
+	}
+	boot, _ := strconv.ParseUint(m[1], 10, 64)
+	n, _ := strconv.Atoi(m[2])
+	raw, _ := strconv.ParseUint(m[3], 10, 64)
+	sum := sha256.Sum256(big)
+	if n != size || m[4] != hex.EncodeToString(sum[:4]) {
+		t.Fatalf("the firmware hashed %d bytes to %s…, want %d bytes, %x…", n, m[4], size, sum[:4])
+	}
+	if raw == 0 || boot <= raw {
+		t.Fatalf("boot %d ticks, raw SHA-256 %d ticks: the boot must include the hash", boot, raw)
+	}
+	t.Logf("boot verification of a %d-byte application under -icount shift=0: sbm.Boot to the jump %d ticks = %d instructions; "+
+		"raw SHA-256 of the same bytes %d ticks = %d instructions (%.1f instructions/byte); boot/raw = %.2f; QEMU wall time to the jump %v",
+		n, boot, boot*40, raw, raw*40, float64(raw*40)/float64(n), float64(boot)/float64(raw), wall.Round(time.Millisecond))
+}
