@@ -37,7 +37,8 @@ type Store struct {
 }
 
 var dialect = sqlstore.Dialect{
-	Name: "sqlite",
+	Name:      "sqlite",
+	OneWriter: true,
 	IsUniqueViolation: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {

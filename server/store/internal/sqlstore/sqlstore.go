@@ -33,6 +33,11 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a unique-constraint
 	// violation.
 	IsUniqueViolation func(error) bool
+	// OneWriter is true when the database has one writer at a time
+	// (SQLite): the store's write transactions then queue on a mutex, in
+	// order, instead of polling for the database's lock (where a busy
+	// writer can starve past its timeout).
+	OneWriter bool
 }
 
 // maxIdleConns is how many idle connections the pool keeps: enough for
@@ -48,6 +53,8 @@ type Store struct {
 	now func() time.Time
 	// stmts caches prepared statements of the hot read paths (fleet.go).
 	stmts sync.Map
+	// writer serializes write transactions (Dialect.OneWriter).
+	writer sync.Mutex
 }
 
 // New returns a Store over db, after applying migrations.
@@ -153,6 +160,10 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // inTx runs f in a transaction, committing if it returns nil.
 func (s *Store) inTx(ctx context.Context, op string, f func(*sql.Tx) error) error {
+	if s.d.OneWriter {
+		s.writer.Lock()
+		defer s.writer.Unlock()
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.errorf(op, err)
