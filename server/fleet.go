@@ -88,9 +88,10 @@ type fleet struct {
 	verifier *trust.DeviceVerifier
 	caRaw    []byte
 
-	mu      sync.Mutex
-	seen    map[string]time.Time // last-seen times not yet stored
-	flushed time.Time
+	mu       sync.Mutex
+	seen     map[string]time.Time // last-seen times not yet stored
+	flushed  time.Time
+	flushing bool // a batch is being stored (one at a time)
 
 	packages sync.Map // manifest digest → *artifact
 
@@ -211,7 +212,9 @@ func (f *fleet) device(pattern, name string, h func(http.ResponseWriter, *http.R
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, code, err := f.authenticate(r)
 		if err != nil {
-			f.s.log.WarnContext(r.Context(), "device refused", "path", r.URL.Path, "err", err)
+			if code != http.StatusInternalServerError {
+				f.s.log.WarnContext(r.Context(), "device refused", "path", r.URL.Path, "err", err)
+			}
 			writeError(w, code, err)
 			return
 		}
@@ -253,6 +256,9 @@ func (f *fleet) authenticate(r *http.Request) (*authDevice, int, error) {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, http.StatusForbidden, fmt.Errorf("device %s: %w", id, ErrDeviceUnknown)
 	case err != nil:
+		if r.Context().Err() == nil {
+			f.s.log.ErrorContext(r.Context(), "store", "err", err, "path", r.URL.Path)
+		}
 		return nil, http.StatusInternalServerError, errors.New("internal error")
 	case !bytes.Equal(rec.Certificate, cert.Raw):
 		return nil, http.StatusForbidden, fmt.Errorf("device %s: %w", id, ErrDeviceCloned)
@@ -281,12 +287,16 @@ func (f *fleet) noteSeen(ctx context.Context, id string) {
 	f.mu.Lock()
 	f.seen[id] = now
 	var batch map[string]time.Time
-	if len(f.seen) >= 1000 || now.Sub(f.flushed) >= time.Second {
-		batch, f.seen, f.flushed = f.seen, map[string]time.Time{}, now
+	if !f.flushing && (len(f.seen) >= 1000 || now.Sub(f.flushed) >= time.Second) {
+		batch, f.seen, f.flushed, f.flushing = f.seen, map[string]time.Time{}, now, true
 	}
 	f.mu.Unlock()
 	if batch != nil {
-		if err := f.s.store.Seen(context.WithoutCancel(ctx), batch); err != nil {
+		err := f.s.store.Seen(context.WithoutCancel(ctx), batch)
+		f.mu.Lock()
+		f.flushing = false
+		f.mu.Unlock()
+		if err != nil {
 			f.s.log.WarnContext(ctx, "last seen", "err", err, "devices", len(batch))
 		}
 	}

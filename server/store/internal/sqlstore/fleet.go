@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sbm-project/sbm/server/auditlog"
@@ -102,8 +103,16 @@ func (s *Store) Seen(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
+	// In ID order: concurrent batches lock their rows in the same order
+	// (PostgreSQL would find a deadlock otherwise).
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
 	return s.inTx(ctx, "seen", func(tx *sql.Tx) error {
-		for id, t := range seen {
+		for _, id := range ids {
+			t := seen[id]
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO fleet (device_id, last_seen) SELECT device_id, CAST(? AS BIGINT) FROM devices WHERE device_id = ?
 				ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen WHERE fleet.last_seen < excluded.last_seen`), t.UnixNano(), id); err != nil {
 				return s.errorf("seen", err)

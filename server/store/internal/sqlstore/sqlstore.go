@@ -40,10 +40,13 @@ type Dialect struct {
 	OneWriter bool
 }
 
-// maxIdleConns is how many idle connections the pool keeps: enough for
-// the concurrent requests of a busy service (database/sql's default of 2
-// makes most requests open a connection).
-const maxIdleConns = 64
+// maxConns bounds the pool's connections, open and idle: enough for the
+// concurrent requests of a busy service (database/sql keeps only 2 idle by
+// default, so most requests opened a connection) and within PostgreSQL's
+// default max_connections (100) for two instances. Requests beyond it
+// wait for a connection. No transaction uses a second connection, so the
+// bound cannot deadlock.
+const maxConns = 32
 
 // Store is a store.Store over a *sql.DB.
 type Store struct {
@@ -60,7 +63,8 @@ type Store struct {
 // New returns a Store over db, after applying migrations.
 func New(ctx context.Context, db *sql.DB, d Dialect, migrations []store.Migration) (*Store, error) {
 	s := &Store{db: db, d: d, now: time.Now}
-	db.SetMaxIdleConns(maxIdleConns)
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	if err := s.migrate(ctx, migrations); err != nil {
 		return nil, err
 	}
