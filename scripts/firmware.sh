@@ -4,6 +4,9 @@
 #
 #     ./scripts/firmware.sh            # install, build, print sizes, boot under QEMU
 #     ./scripts/firmware.sh --no-qemu  # install and build only
+#     ./scripts/firmware.sh --test     # also run the board's end-to-end tests
+#                                      # (provision, sbm program, native app,
+#                                      # refusals, the 256 KiB measurement)
 #
 # It installs what it needs and caches it between runs in
 # ${SBM_FIRMWARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sbm-firmware}:
@@ -26,10 +29,12 @@ llvm=16
 cache=${SBM_FIRMWARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sbm-firmware}
 out=${SBM_FIRMWARE_OUT:-$cache/out}
 qemu=1
+e2e=0
 for arg in "$@"; do
 	case $arg in
 	--no-qemu) qemu=0 ;;
-	*) echo "usage: $0 [--no-qemu]" >&2; exit 2 ;;
+	--test) e2e=1 ;;
+	*) echo "usage: $0 [--no-qemu] [--test]" >&2; exit 2 ;;
 	esac
 done
 mkdir -p "$cache" "$out"
@@ -236,5 +241,13 @@ if ((qemu)); then
 		echo "$log"
 		grep -q "sbm core linked" <<<"$log" || { echo "firmware $board $v did not report success" >&2; exit 1; }
 	done
+fi
+# 8. The board's end-to-end tests on the ELF and application just built.
+if ((e2e)); then
+	[ -f "$out/sbm-mps2-an385-board.elf" ] || { echo "--test needs the board variant (SBM_FIRMWARE_VARIANTS)" >&2; exit 2; }
+	echo "== go test ./firmware (TestFirmwareProgramsUnderQEMU, TestFirmwareBootMeasurement)"
+	(cd "$root" && SBM_FIRMWARE_TEST=1 SBM_FIRMWARE_PREBUILT=$out GOTOOLCHAIN=auto PATH="$(dirname "$hostgo"):$PATH" \
+		"$hostgo" test -count=1 -v -timeout 15m \
+		-run 'TestFirmwareProgramsUnderQEMU|TestFirmwareBootMeasurement' ./firmware)
 fi
 echo "== ok"

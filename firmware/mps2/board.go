@@ -373,9 +373,9 @@ type board struct {
 // Now is the time since the firmware started, from timer 0 (QEMU's
 // virtual clock: real time, or instructions under -icount). The 32-bit
 // counter wraps every 171 s; Now extends it, so it must be called more
-// often than that (the SBM polls it while it waits). It does not use
-// semihosting: a semihosting call in a polling loop starves QEMU's I/O
-// thread, and the UART would receive nothing.
+// often than that (the SBM polls it while it waits). It makes no
+// semihosting call (no host trap per poll of the UART), and under -icount
+// it counts instructions like the rest of the machine.
 func (b *board) Now() time.Duration {
 	v := timerTicks()
 	b.ticks += uint64(v - b.lastTicks)
