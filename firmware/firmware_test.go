@@ -292,7 +292,8 @@ func vmcuRefusals(t *testing.T, ctx context.Context, app []byte) [3]wire.Code {
 // TestFirmwareProgramsUnderQEMU is issue 13's end-to-end test on QEMU's
 // mps2-an385: it builds the board firmware and the native application,
 // makes two chips and provisions them through the chip file's debug port
-// (programmer.Provision, unchanged), programs an encrypted per-device
+// (programmer.Provision, unchanged) for a P-256 and an Ed25519 context,
+// programs an encrypted per-device
 // package into chip A with the unchanged `sbm program --port tcp:...`,
 // and checks that the SBM verified it, reset, verified it at boot and
 // jumped into the native application, which printed on the UART and
@@ -315,9 +316,16 @@ func TestFirmwareProgramsUnderQEMU(t *testing.T) {
 	if want != [3]wire.Code{wire.CodeDecrypt, wire.CodeDowngrade, wire.CodeNotRecipient} {
 		t.Fatalf("virtual MCU refusals %v: want decrypt, downgrade, not recipient", want)
 	}
+	// The whole SBM links both suites: a context of each.
+	for _, suite := range []trust.Suite{trust.SuiteP256, trust.SuiteEd25519} {
+		t.Run(string(suite), func(t *testing.T) { programOnQEMU(t, ctx, out, app, want, suite) })
+	}
+}
 
+// programOnQEMU is TestFirmwareProgramsUnderQEMU for a context of suite.
+func programOnQEMU(t *testing.T, ctx context.Context, out string, app []byte, want [3]wire.Code, suite trust.Suite) {
 	dir := t.TempDir()
-	c, err := trust.Init(filepath.Join(dir, "ctx"), nil)
+	c, err := trust.Init(filepath.Join(dir, "ctx"), &trust.InitOptions{Suite: suite})
 	if err != nil {
 		t.Fatal(err)
 	}
