@@ -84,6 +84,9 @@ func TestDashboardOverTheService(t *testing.T) {
 	if len(v.Orders) != 1 || v.Orders[0].ID != id || v.Orders[0].Used != 1 || v.Orders[0].Remaining != 3 {
 		t.Fatalf("orders in the view: %+v", v.Orders)
 	}
+	if v.Fleet.Total != 1 || v.Fleet.Failing != 0 || len(v.Rollouts) != 0 {
+		t.Fatalf("fleet in the view: %+v, rollouts %+v", v.Fleet, v.Rollouts)
+	}
 	if v.Audit.LogSize != 2 || v.Audit.LatestCheckpoint.IsZero() || v.Audit.LastAudit != nil {
 		t.Fatalf("audit in the view: %+v", v.Audit)
 	}

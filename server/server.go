@@ -87,6 +87,7 @@ type Server struct {
 	fleetView func(context.Context, *dashboard.View) error
 	auditMu   sync.Mutex
 	lastAudit *dashboard.AuditResult
+	summaries fleetSummaries
 }
 
 // New returns a server. It does not listen: see Serve, Handler.
@@ -123,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 	s.route("GET /v1/log", "log_export", trust.RoleOperator, s.handleExport)
 	s.route("GET /v1/log/checkpoint", "log_checkpoint", "", s.handleCheckpoint)
 	s.route("GET /v1/log/proof", "log_proof", "", s.handleInclusion)
+	s.fleetView = s.dashboardFleet
 	s.dash = dashboard.New(dashboard.SourceFunc(s.DashboardView), dashboard.Options{BaseURL: cfg.DashboardURL, Logger: s.log, Now: s.now})
 	s.route("POST /v1/dashboard/login", "dashboard_login", trust.RoleOperator, s.handleDashboardLogin)
 	s.route("POST /v1/log/audits", "log_audit_result", trust.RoleOperator, s.handleAuditResult)

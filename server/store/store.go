@@ -229,6 +229,7 @@ type Store interface {
 
 	// Fleet is the update service's storage (fleet.go).
 	Fleet
+	Summary
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

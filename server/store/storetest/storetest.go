@@ -37,6 +37,7 @@ func Run(t *testing.T, newDB Opener) {
 		{"Certify", testCertify},
 		{"LogRace", testLogRace},
 		{"Releases", testReleases},
+		{"Summary", testSummary},
 	}
 	tests = append(tests, fleetTests...)
 	for _, tt := range tests {
