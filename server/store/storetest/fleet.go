@@ -468,6 +468,24 @@ func testCohorts(t *testing.T, open func() (store.Store, error)) {
 	s := mustOpen(t, open)
 	const n = 1000
 	ids := certifyDevices(t, s, "c", n)
+	// Last seen in one batch of more than a statement's chunk.
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	batch := map[string]time.Time{}
+	for _, id := range ids {
+		batch[id] = at
+	}
+	if err := s.Seen(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.FleetList(ctx, "", n)
+	if err != nil || len(list) != n {
+		t.Fatalf("fleet of %d, %v", len(list), err)
+	}
+	for _, st := range list {
+		if !st.LastSeen.Equal(at) {
+			t.Fatalf("%s last seen %v, want %v", st.DeviceID, st.LastSeen, at)
+		}
+	}
 	startRollout(t, s, "cohort-1", putRelease(t, s, "1.0.0"), 1000, -1, false)
 	members := map[string]bool{}
 	for _, share := range []int64{1000, 2500, store.FullShare} {

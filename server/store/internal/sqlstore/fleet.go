@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sbm-project/sbm/server/auditlog"
@@ -111,16 +112,29 @@ func (s *Store) Seen(ctx context.Context, seen map[string]time.Time) error {
 	}
 	slices.Sort(ids)
 	return s.inTx(ctx, "seen", func(tx *sql.Tx) error {
-		for _, id := range ids {
-			t := seen[id]
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO fleet (device_id, last_seen) SELECT device_id, CAST(? AS BIGINT) FROM devices WHERE device_id = ?
-				ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen WHERE fleet.last_seen < excluded.last_seen`), t.UnixNano(), id); err != nil {
+		for len(ids) > 0 {
+			n := min(len(ids), seenChunk)
+			values := strings.Repeat(`(?, CAST(? AS BIGINT)), `, n)
+			args := make([]any, 0, 2*n)
+			for _, id := range ids[:n] {
+				args = append(args, id, seen[id].UnixNano())
+			}
+			// WHERE true: SQLite's parser needs it before an upsert's ON.
+			if _, err := tx.ExecContext(ctx, s.q(`WITH v (id, t) AS (VALUES `+values[:len(values)-2]+`)
+				INSERT INTO fleet (device_id, last_seen)
+				SELECT d.device_id, v.t FROM v JOIN devices d ON d.device_id = v.id
+				WHERE true ORDER BY d.device_id
+				ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen WHERE fleet.last_seen < excluded.last_seen`), args...); err != nil {
 				return s.errorf("seen", err)
 			}
+			ids = ids[n:]
 		}
 		return nil
 	})
 }
+
+// seenChunk is how many devices one statement of Seen updates.
+const seenChunk = 250
 
 // FleetList implements store.Store.
 func (s *Store) FleetList(ctx context.Context, after string, limit int) ([]store.FleetState, error) {
