@@ -12,11 +12,14 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sbm-project/sbm/image"
+	"github.com/sbm-project/sbm/internal/firmware"
 	"github.com/sbm-project/sbm/server/auditlog"
 	"github.com/sbm-project/sbm/server/store"
 	"github.com/sbm-project/sbm/server/store/sqlite"
@@ -67,44 +70,7 @@ func benchPoll(b *testing.B, engine string, offered bool) {
 	}
 	f := startWith(b, c, st, Config{})
 	const n = 64
-	devs := make([]*benchDevice, n)
-	if err := st.CreateOrder(ctx, &store.Order{ID: "bench", Signed: []byte{1}, VendorID: "v", ClassID: "c", Count: n, NotAfter: time.Now().Add(time.Hour)}); err != nil {
-		b.Fatal(err)
-	}
-	for i := range devs {
-		key, err := c.Suite().GenerateSigningKey()
-		if err != nil {
-			b.Fatal(err)
-		}
-		ka, err := c.Suite().GenerateKeyAgreementKey()
-		if err != nil {
-			b.Fatal(err)
-		}
-		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}, key)
-		if err != nil {
-			b.Fatal(err)
-		}
-		csr, _ := x509.ParseCertificateRequest(der)
-		id := make([]byte, 16)
-		rand.Read(id)
-		cert, err := c.IssueDeviceCertificate(csr, id, ka.PublicKey(), time.Now())
-		if err != nil {
-			b.Fatal(err)
-		}
-		hexID := hex.EncodeToString(id)
-		if _, err := st.Reserve(ctx, "bench", hexID); err != nil {
-			b.Fatal(err)
-		}
-		d := &store.Device{DeviceID: hexID, OrderID: "bench", Station: []byte{1}, Certificate: cert.Raw}
-		if err := st.Certify(ctx, d, func(context.Context, int64, auditlog.Store) (int64, error) { return 0, nil }); err != nil {
-			b.Fatal(err)
-		}
-		tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: c.ServiceCAPool(),
-			Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}}
-		cl := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 4}, Timeout: time.Minute}
-		b.Cleanup(cl.CloseIdleConnections)
-		devs[i] = &benchDevice{id: hexID, cl: cl}
-	}
+	devs := benchDevices(b, c, st, n)
 	rel := &store.Release{ManifestDigest: sha256.Sum256([]byte("bench")), Version: "2.0.0", SecurityCounter: 2, Package: []byte("pkg")}
 	if err := st.PutRelease(ctx, rel); err != nil {
 		b.Fatal(err)
@@ -162,4 +128,186 @@ func benchPoll(b *testing.B, engine string, offered bool) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// benchOrder is the order of the benchmarks' devices (an order ID's form:
+// the UPK's log entry names it).
+var benchOrder = strings.Repeat("be", 16)
+
+// benchDevices certifies n devices directly in the store (benchOrder)
+// and returns them with HTTPS clients presenting their certificates.
+func benchDevices(b *testing.B, c *trust.Context, st store.Store, n int) []*benchDevice {
+	ctx := context.Background()
+	devs := make([]*benchDevice, n)
+	if err := st.CreateOrder(ctx, &store.Order{ID: benchOrder, Signed: []byte{1}, VendorID: "v", ClassID: "c", Count: int64(n), NotAfter: time.Now().Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range devs {
+		key, err := c.Suite().GenerateSigningKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ka, err := c.Suite().GenerateKeyAgreementKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		csr, _ := x509.ParseCertificateRequest(der)
+		id := make([]byte, 16)
+		rand.Read(id)
+		cert, err := c.IssueDeviceCertificate(csr, id, ka.PublicKey(), time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		hexID := hex.EncodeToString(id)
+		if _, err := st.Reserve(ctx, benchOrder, hexID); err != nil {
+			b.Fatal(err)
+		}
+		d := &store.Device{DeviceID: hexID, OrderID: benchOrder, Station: []byte{1}, Certificate: cert.Raw}
+		if err := st.Certify(ctx, d, func(context.Context, int64, auditlog.Store) (int64, error) { return 0, nil }); err != nil {
+			b.Fatal(err)
+		}
+		tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: c.ServiceCAPool(),
+			Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}}
+		cl := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 4}, Timeout: time.Minute}
+		b.Cleanup(cl.CloseIdleConnections)
+		devs[i] = &benchDevice{id: hexID, cl: cl}
+	}
+	return devs
+}
+
+// BenchmarkUPKIssue measures device UPKs issued per second through the
+// device API: each request a device's first for its action, on the
+// connection of its poll (its TLS handshake is not counted; the device's
+// record and action, the UPK for its key-agreement key, the
+// action's UPK and its upk-issued log entry with a signed checkpoint in
+// one transaction), 8 devices at a time. "raw" is the cryptography a UPK
+// cannot do without, in the same run: an ephemeral key, one ECDH and one
+// signature with the update-authority key.
+//
+//	go test ./server -run XXX -bench UPKIssue -benchtime 1000x
+func BenchmarkUPKIssue(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) { benchUPK(b, engine) })
+	}
+	b.Run("raw", benchRawUPK)
+}
+
+func benchUPK(b *testing.B, engine string) {
+	ctx := context.Background()
+	c, err := trust.Init(b.TempDir()+"/ctx", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st store.Store
+	if engine == "postgres" {
+		if pg == nil {
+			b.Skip("PostgreSQL not installed")
+		}
+		st = openPostgres(b, pgURL(b))
+	} else if st, err = sqlite.Open(ctx, b.TempDir()); err != nil {
+		b.Fatal(err)
+	} else {
+		b.Cleanup(func() { st.Close() })
+	}
+	f := startWith(b, c, st, Config{})
+	cr, err := image.Create(c, &firmware.Image{Data: make([]byte, 4096), Format: firmware.FormatBinary},
+		&image.CreateOptions{Version: "2.0.0", SecurityCounter: 2, ClassUPK: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pkg, err := cr.Package.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.PutRelease(ctx, &store.Release{ManifestDigest: cr.ManifestDigest, Version: "2.0.0", SecurityCounter: 2, Package: pkg}); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.CreateRollout(ctx, &store.Rollout{ID: "upk-rollout", ManifestDigest: cr.ManifestDigest, Share: store.FullShare, MaxFailures: -1}); err != nil {
+		b.Fatal(err)
+	}
+	devs := benchDevices(b, c, st, b.N)
+	for _, d := range devs {
+		if _, err := st.Offer(ctx, d.id, "upk-rollout"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	get := func(d *benchDevice) error {
+		resp, err := d.cl.Get(f.url + "/DEFAULT/controller/v1/" + d.id + "/deploymentBase/upk-rollout/upk")
+		if err != nil {
+			return err
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || n == 0 {
+			return fmt.Errorf("upk: %s, %d bytes", resp.Status, n)
+		}
+		return nil
+	}
+	// Before the timer: every device's connection (its TLS handshake, the
+	// poll a device makes before it asks for a UPK) and one UPK, so the
+	// release's issuer is made.
+	for _, d := range devs {
+		resp, err := d.cl.Get(f.url + "/DEFAULT/controller/v1/" + d.id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if err := get(devs[0]); err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	next.Store(1)
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(1) - 1)
+			if i >= len(devs) {
+				i = i % len(devs) // more iterations than devices: retries, served from the store
+			}
+			if err := get(devs[i]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "upks/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func benchRawUPK(b *testing.B) {
+	c, err := trust.Init(b.TempDir()+"/ctx", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := c.Signer(trust.UpdateAuthorityKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer, err := c.Suite().GenerateKeyAgreementKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("upk"))
+	b.ResetTimer()
+	for range b.N {
+		eph, err := c.Suite().KeyAgreementCurve().GenerateKey(rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := eph.ECDH(peer.PublicKey()); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := signer.Sign(rand.Reader, digest[:], hashFor(signer)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "upks/s")
 }
