@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sbm-project/sbm/firmware/mps2/chip"
 	"github.com/sbm-project/sbm/firmware/qemu"
 	"github.com/sbm-project/sbm/hal"
 	"github.com/sbm-project/sbm/image"
@@ -300,7 +301,8 @@ func vmcuRefusals(t *testing.T, ctx context.Context, app []byte) [3]wire.Code {
 // called the boot-info runtime service; that a power cycle verifies and
 // runs it again from the persisted chip file; and that a tampered
 // package, a downgrade and a UPK for chip B are refused with the error
-// codes the virtual MCU gives, leaving the application running.
+// codes the virtual MCU gives, leaving the application running; and that
+// an application modified in the chip file is refused at boot.
 //
 //	SBM_FIRMWARE_TEST=1 go test ./firmware -run TestFirmwareProgramsUnderQEMU -v
 func TestFirmwareProgramsUnderQEMU(t *testing.T) {
@@ -423,8 +425,46 @@ func programOnQEMU(t *testing.T, ctx context.Context, out string, app []byte, wa
 	if err := waitCount(ctx, a.m, appLine, 3); err != nil {
 		t.Fatal(err)
 	}
+
+	// Whoever holds the flash chip flips one bit of the application in
+	// the chip file: the SBM refuses it at the next boot and stays in
+	// recovery; the application does not run.
+	a.m.Stop()
+	flipFlashBit(t, a.m.Chip, 0x20000+100)
+	at = len(a.m.Console())
+	if err := a.m.PowerOn(ctx, &qemu.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if at, err = a.m.WaitConsole(ctx, at, "sbm: recovery: application hash mismatch"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = a.m.WaitConsole(ctx, at, "sbm: recovery: waiting for a programmer on the UART"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(a.m.UARTLog(), appLine) != 3 || strings.Contains(a.m.Console()[at:], "jumping to the application") {
+		t.Error("the modified application ran")
+	}
 	if strings.Contains(a.m.Console(), "panic") {
 		t.Errorf("the firmware panicked:\n%s", a.m.Console())
+	}
+}
+
+// flipFlashBit flips one bit of the flash byte at offset off in the chip
+// file (a flash-chip attacker: the debug port is locked).
+func flipFlashBit(t *testing.T, chipFile string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(chipFile, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, chip.FlashOffset+off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b, chip.FlashOffset+off); err != nil {
+		t.Fatal(err)
 	}
 }
 
