@@ -366,7 +366,7 @@ type board struct {
 	pin       bool
 	measure   bool
 	start     time.Duration // the host clock at boot (SYS_ELAPSED): part of the RNG seed
-	ticks     uint64 // timer 0 ticks since boot (Now)
+	ticks     uint64        // timer 0 ticks since boot (Now)
 	lastTicks uint32
 }
 
