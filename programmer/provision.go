@@ -85,8 +85,9 @@ type Authority interface {
 	// can tell without the CSR (ErrDeviceExists).
 	CheckNew(ctx context.Context, id []byte) error
 	// Certify certifies the device whose verified request is req (der:
-	// the CSR as the SBM made it).
-	Certify(ctx context.Context, req *trust.DeviceRequest, der []byte) (*Certified, error)
+	// the CSR as the SBM made it); meta holds what provisioning measured
+	// of the device (board, SBM measurement).
+	Certify(ctx context.Context, req *trust.DeviceRequest, der []byte, meta trust.DeviceRecord) (*Certified, error)
 	// Installed is called once the device holds its certificate: the
 	// authority keeps the production record (meta carries its facts), or
 	// returns nil if it recorded the device when certifying it (the
@@ -113,7 +114,7 @@ func (a contextAuthority) Anchors(context.Context) (*trust.Anchors, error) { ret
 
 func (a contextAuthority) CheckNew(_ context.Context, id []byte) error { return a.c.CheckNewDevice(id) }
 
-func (a contextAuthority) Certify(_ context.Context, req *trust.DeviceRequest, _ []byte) (*Certified, error) {
+func (a contextAuthority) Certify(_ context.Context, req *trust.DeviceRequest, _ []byte, _ trust.DeviceRecord) (*Certified, error) {
 	cert, err := a.c.IssueDeviceCertificate(req.CSR, req.ID, req.KeyAgreement, a.now())
 	if err != nil {
 		return nil, err
@@ -255,7 +256,7 @@ func provision(ctx context.Context, auth Authority, dp DebugPort, opts *Provisio
 
 	// 4. The device certificate, and its production record.
 	meta := trust.DeviceRecord{Board: board.Name, Locked: !opts.NoLock, SBMMeasurement: hex.EncodeToString(sbmMeasurement[:]), Provisioned: now()}
-	certified, err := auth.Certify(ctx, dreq, resp.CSR)
+	certified, err := auth.Certify(ctx, dreq, resp.CSR, meta)
 	if err != nil {
 		return nil, err
 	}

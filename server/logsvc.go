@@ -111,6 +111,9 @@ type DeviceStatus struct {
 	UPK         []byte `json:"upk,omitempty"`
 	LogIndex    int64  `json:"log_index"`
 	Certified   string `json:"certified"`
+	// Board and SBMMeasurement are the station's facts ("" if none).
+	Board          string `json:"board"`
+	SBMMeasurement string `json:"sbm_measurement"`
 }
 
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +123,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, DeviceStatus{DeviceID: d.DeviceID, Order: d.OrderID, Station: d.Station, Certificate: d.Certificate,
-		UPK: d.UPK, LogIndex: d.LogIndex, Certified: d.Created.Format("2006-01-02T15:04:05Z07:00")})
+		UPK: d.UPK, LogIndex: d.LogIndex, Certified: d.Created.Format("2006-01-02T15:04:05Z07:00"), Board: d.Board, SBMMeasurement: d.SBMMeasurement})
 }
 
 // handleInclusion answers GET /v1/log/proof?index=I&size=N with the

@@ -26,6 +26,11 @@ type CertifyRequest struct {
 	// CSR is the device's certification request (DER), made by its SBM:
 	// it binds the device ID and key-agreement key to the identity key.
 	CSR []byte `json:"csr"`
+	// Board and SBMMeasurement (64 hex digits: SHA-256 of the SBM region
+	// the station installed) are the station's facts about the device,
+	// kept with it for the OEM's production records (optional).
+	Board          string `json:"board,omitempty"`
+	SBMMeasurement string `json:"sbm_measurement,omitempty"`
 }
 
 // CertifyResponse is the answer to a certification: the same on a retry.
@@ -151,6 +156,16 @@ func (s *Server) handleCertify(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusForbidden, "station", fmt.Errorf("%w: station %x, order %s", ErrStationNotAllowed, station[:8], req.Order))
 		return
 	}
+	if m := req.SBMMeasurement; m != "" {
+		if b, err := hex.DecodeString(m); err != nil || len(b) != 32 || m != hex.EncodeToString(b) {
+			s.refuse(w, r, http.StatusBadRequest, "malformed", errors.New("certification request: sbm_measurement is not 64 lowercase hex digits"))
+			return
+		}
+	}
+	if len(req.Board) > 64 {
+		s.refuse(w, r, http.StatusBadRequest, "malformed", errors.New("certification request: board name over 64 bytes"))
+		return
+	}
 	dreq, err := s.ctx.ParseDeviceRequest(req.CSR)
 	if err != nil {
 		s.refuse(w, r, http.StatusUnprocessableEntity, "csr", err)
@@ -214,7 +229,8 @@ func (s *Server) handleCertify(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.hook(HookSigned)
-	dev := &store.Device{DeviceID: deviceID, OrderID: req.Order, Station: station[:], Certificate: cert.Raw, UPK: upkBytes, Created: s.now()}
+	dev := &store.Device{DeviceID: deviceID, OrderID: req.Order, Station: station[:], Certificate: cert.Raw, UPK: upkBytes, Created: s.now(),
+		Board: req.Board, SBMMeasurement: req.SBMMeasurement}
 	var cp *auditlog.Checkpoint
 	err = s.store.Certify(ctx, dev, func(ctx context.Context, certified int64, ls auditlog.Store) (int64, error) {
 		oid := o.ID

@@ -304,7 +304,7 @@ func syncRecords(cmd *cobra.Command, c *trust.Context, cl *server.Client, rep *a
 			return n, fmt.Errorf("device %s: %w", id, err)
 		}
 		certified, _ := time.Parse(time.RFC3339, d.Certified)
-		if _, err := c.SaveDevice(cert, trust.DeviceRecord{Provisioned: certified, Locked: true, Board: ""}); err != nil {
+		if _, err := c.SaveDevice(cert, trust.DeviceRecord{Provisioned: certified, Locked: true, Board: d.Board, SBMMeasurement: d.SBMMeasurement}); err != nil {
 			return n, fmt.Errorf("device %s: %w", id, err)
 		}
 		n++

@@ -50,9 +50,10 @@ func (a *Authority) Anchors(ctx context.Context) (*trust.Anchors, error) {
 // certified from a clone.
 func (a *Authority) CheckNew(context.Context, []byte) error { return nil }
 
-// Certify implements programmer.Authority: it forwards the CSR.
-func (a *Authority) Certify(ctx context.Context, req *trust.DeviceRequest, der []byte) (*programmer.Certified, error) {
-	resp, err := a.cl.Certify(ctx, &server.CertifyRequest{Order: a.orderID, CSR: der})
+// Certify implements programmer.Authority: it forwards the CSR, with the
+// board and the SBM measurement the station took.
+func (a *Authority) Certify(ctx context.Context, req *trust.DeviceRequest, der []byte, meta trust.DeviceRecord) (*programmer.Certified, error) {
+	resp, err := a.cl.Certify(ctx, &server.CertifyRequest{Order: a.orderID, CSR: der, Board: meta.Board, SBMMeasurement: meta.SBMMeasurement})
 	if err != nil {
 		return nil, err
 	}

@@ -254,6 +254,9 @@ type Device struct {
 	Certificate []byte
 	// UPK is the first-programming UPK issued with it, or nil.
 	UPK []byte
+	// Board and SBMMeasurement (hex SHA-256 of the SBM region) are what
+	// the station reported of the device (its claims; "" if none).
+	Board, SBMMeasurement string
 	// LogIndex is the index of its certificate-issued log entry (set by
 	// Certify from what logf returned).
 	LogIndex int64

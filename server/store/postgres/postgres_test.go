@@ -33,7 +33,7 @@ func TestConcurrentMigrations(t *testing.T) {
 			if err == nil {
 				var v int
 				v, err = s.SchemaVersion(ctx)
-				if err == nil && v != 4 {
+				if err == nil && v != 5 {
 					t.Errorf("schema version %d", v)
 				}
 				s.Close()

@@ -30,8 +30,8 @@ func TestSchemaVersion(t *testing.T) {
 		}
 		v, err := s.SchemaVersion(ctx)
 		s.Close()
-		if err != nil || v != 4 {
-			t.Fatalf("schema version %d, %v; want 4", v, err)
+		if err != nil || v != 5 {
+			t.Fatalf("schema version %d, %v; want 5", v, err)
 		}
 	}
 }

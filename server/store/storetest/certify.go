@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,7 +94,8 @@ func testCertify(t *testing.T, open func() (store.Store, error)) {
 	}
 
 	// A failing log append rolls the whole certification back.
-	d := &store.Device{DeviceID: "d1", OrderID: "o1", Station: station, Certificate: []byte("cert d1"), UPK: []byte("upk d1")}
+	d := &store.Device{DeviceID: "d1", OrderID: "o1", Station: station, Certificate: []byte("cert d1"), UPK: []byte("upk d1"),
+		Board: "small", SBMMeasurement: strings.Repeat("ab", 32)}
 	boom := errors.New("boom")
 	err = s.Certify(ctx, d, func(ctx context.Context, n int64, ls auditlog.Store) (int64, error) {
 		if _, err := certifiedEntry("o1", d)(ctx, n, ls); err != nil {
@@ -126,7 +128,7 @@ func testCertify(t *testing.T, open func() (store.Store, error)) {
 		t.Fatal(err)
 	}
 	if got.OrderID != "o1" || !bytes.Equal(got.Certificate, d.Certificate) || !bytes.Equal(got.UPK, d.UPK) ||
-		!bytes.Equal(got.Station, station) || got.LogIndex != 1 {
+		!bytes.Equal(got.Station, station) || got.LogIndex != 1 || got.Board != "small" || got.SBMMeasurement != d.SBMMeasurement {
 		t.Fatalf("device record %+v", got)
 	}
 	wantErr(t, "certify twice", s.Certify(ctx, d, certifiedEntry("o1", d)), store.ErrDeviceCertified)

@@ -118,8 +118,8 @@ func (s *Store) Certify(ctx context.Context, d *store.Device, logf func(context.
 		if station == nil {
 			station = []byte{}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO devices (device_id, order_id, station, certificate, upk, log_index, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`), d.DeviceID, d.OrderID, station, d.Certificate, d.UPK, index, created.UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO devices (device_id, order_id, station, certificate, upk, log_index, created, board, sbm_measurement)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.DeviceID, d.OrderID, station, d.Certificate, d.UPK, index, created.UnixNano(), d.Board, d.SBMMeasurement); err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("device %s: %w", d.DeviceID, store.ErrDeviceCertified)
 			}
@@ -147,8 +147,8 @@ func certifiable(res store.Reservation, d *store.Device) error {
 func (s *Store) Device(ctx context.Context, deviceID string) (*store.Device, error) {
 	d := &store.Device{DeviceID: deviceID}
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT order_id, station, certificate, upk, log_index, created FROM devices WHERE device_id = ?`), deviceID).
-		Scan(&d.OrderID, &d.Station, &d.Certificate, &d.UPK, &d.LogIndex, &created)
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT order_id, station, certificate, upk, log_index, created, board, sbm_measurement FROM devices WHERE device_id = ?`), deviceID).
+		Scan(&d.OrderID, &d.Station, &d.Certificate, &d.UPK, &d.LogIndex, &created, &d.Board, &d.SBMMeasurement)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
 	}
