@@ -294,19 +294,15 @@ key of its context, for its product, within its validity) and activates it.
 A duplicate, expired or foreign-signed order is refused.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
 			signed, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			st, err := cl.LoadOrder(cmd.Context(), signed)
 			if err != nil {
 				return err
@@ -331,15 +327,11 @@ func newProductionStatusCmd(cio *cliIO) *cobra.Command {
 		Short: "Show every order's count, used, spoiled and remaining devices",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			orders, err := cl.Orders(cmd.Context())
 			if err != nil {
 				return err
@@ -374,9 +366,6 @@ func newProductionRevokeCmd(cio *cliIO) *cobra.Command {
 		Short: "Revoke an order: the service certifies no more devices under it",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
 			id := args[0]
 			if signed, err := os.ReadFile(id); err == nil {
 				o, err := order.Parse(signed)
@@ -385,12 +374,11 @@ func newProductionRevokeCmd(cio *cliIO) *cobra.Command {
 				}
 				id = o.IDString()
 			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			st, err := cl.RevokeOrder(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -401,4 +389,17 @@ func newProductionRevokeCmd(cio *cliIO) *cobra.Command {
 	}
 	sf.register(cmd)
 	return cmd
+}
+
+// operator checks --server and --context and returns a client of the
+// service authenticated as the context's operator, and what closes it.
+func (sf *serverFlags) operator(cmd *cobra.Command) (*server.Client, func(), error) {
+	if err := requireFlags(cmd, "server", "context"); err != nil {
+		return nil, nil, err
+	}
+	cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, func() { cl.Close(); c.Close() }, nil
 }

@@ -37,19 +37,15 @@ name a published release (sbm production order --release): its devices get
 their first-programming UPK with their certificate.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
 			pkg, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			st, err := cl.PublishRelease(cmd.Context(), pkg, force)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
@@ -80,15 +76,11 @@ func newReleaseListCmd(cio *cliIO) *cobra.Command {
 		Short: "List the published releases",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			list, err := cl.Releases(cmd.Context())
 			if err != nil {
 				return err
