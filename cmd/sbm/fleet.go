@@ -77,10 +77,11 @@ devices are marked.`,
 				return err
 			}
 			if asJSON {
-				if list == nil {
-					list = []server.FleetDevice{}
+				out := jsonFleet{Fleet: []jsonFleetDevice{}}
+				for i := range list {
+					out.Fleet = append(out.Fleet, newJSONFleetDevice(&list[i]))
 				}
-				return printJSON(cio.stdout, server.FleetList{Devices: list})
+				return printJSON(cio.stdout, out)
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DEVICE\tVERSION\tLAST SEEN\tLAST REPORT")

@@ -16,9 +16,9 @@ type simulateJSON struct {
 	Requests          int64   `json:"requests"`
 	RequestsPerSecond float64 `json:"requests_per_second"`
 	Polls             int64   `json:"polls"`
-	P50ms             float64 `json:"p50_ms"`
-	P99ms             float64 `json:"p99_ms"`
-	FirstP99ms        float64 `json:"first_request_p99_ms"`
+	P50               float64 `json:"p50_seconds"`
+	P99               float64 `json:"p99_seconds"`
+	FirstP99          float64 `json:"first_request_p99_seconds"`
 	Steady            int64   `json:"steady_requests"`
 	Updated           int64   `json:"updated"`
 	Failed            int64   `json:"failed"`
@@ -66,8 +66,8 @@ Loopback services only, at most 10000 devices and 10 minutes.`,
 			}
 			if asJSON {
 				out := simulateJSON{Devices: sum.Devices, Seconds: sum.Duration.Seconds(), Requests: sum.Requests, RequestsPerSecond: sum.RequestsPerSecond,
-					Polls: sum.Polls, P50ms: float64(sum.P50.Microseconds()) / 1000, P99ms: float64(sum.P99.Microseconds()) / 1000,
-					FirstP99ms: float64(sum.FirstP99.Microseconds()) / 1000, Steady: sum.Steady,
+					Polls: sum.Polls, P50: sum.P50.Seconds(), P99: sum.P99.Seconds(),
+					FirstP99: sum.FirstP99.Seconds(), Steady: sum.Steady,
 					Updated: sum.Updated, Failed: sum.Failed, Errors: sum.Errors}
 				if sum.FirstError != "" {
 					out.FirstError = &sum.FirstError

@@ -17,6 +17,7 @@ import (
 	"github.com/sbm-project/sbm/attest/verifier"
 	"github.com/sbm-project/sbm/image"
 	"github.com/sbm-project/sbm/internal/firmware"
+	"github.com/sbm-project/sbm/server"
 	"github.com/sbm-project/sbm/sim"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/vmcu"
@@ -527,4 +528,66 @@ type jsonNewDevice struct {
 type jsonIssuedUPK struct {
 	Out string  `json:"out"`
 	UPK jsonUPK `json:"upk"`
+}
+
+// jsonRollout is a rollout as `sbm rollout start|set|pause|resume|abort|
+// status --json` prints it (and each element of `rollout list --json`).
+type jsonRollout struct {
+	RolloutID   string      `json:"rollout_id"`
+	Release     jsonRelease `json:"release"`
+	Cohort      *string     `json:"cohort"`
+	State       string      `json:"state"`
+	Percent     float64     `json:"percent"`
+	MaxFailures *string     `json:"max_failures"`
+	Targeted    int64       `json:"targeted"`
+	Downloaded  int64       `json:"downloaded"`
+	Updated     int64       `json:"updated"`
+	Failed      int64       `json:"failed"`
+	Created     time.Time   `json:"created"`
+}
+
+func newJSONRollout(st *server.RolloutStatus) jsonRollout {
+	return jsonRollout{RolloutID: st.ID, Release: jsonRelease{Version: st.Release, ManifestDigest: st.ManifestDigest},
+		Cohort: strOrNil(st.Cohort), State: st.State, Percent: st.Percent, MaxFailures: strOrNil(st.MaxFailures),
+		Targeted: st.Targeted, Downloaded: st.Downloaded, Updated: st.Updated, Failed: st.Failed, Created: st.Created.UTC()}
+}
+
+// jsonRollouts is `sbm rollout list --json`.
+type jsonRollouts struct {
+	Rollouts []jsonRollout `json:"rollouts"`
+}
+
+// jsonFleet is `sbm fleet list --json`.
+type jsonFleet struct {
+	Fleet []jsonFleetDevice `json:"fleet"`
+}
+
+// jsonFleetDevice is one certified device as the update service sees it.
+type jsonFleetDevice struct {
+	DeviceID string `json:"device_id"`
+	// Application is the running application its last report named; nil
+	// before its first report.
+	Application *jsonRelease `json:"application"`
+	LastSeen    *time.Time   `json:"last_seen"`
+	LastReport  *time.Time   `json:"last_report"`
+	Result      *int         `json:"result"`
+	Detail      *string      `json:"detail"`
+	Revoked     bool         `json:"revoked"`
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func newJSONFleetDevice(d *server.FleetDevice) jsonFleetDevice {
+	j := jsonFleetDevice{DeviceID: d.DeviceID, LastSeen: timeOrNil(d.LastSeen), LastReport: timeOrNil(d.LastReport),
+		Result: d.Result, Detail: strOrNil(d.Detail), Revoked: d.Revoked}
+	if d.Version != "" || d.ManifestDigest != "" {
+		j.Application = &jsonRelease{Version: d.Version, ManifestDigest: d.ManifestDigest}
+	}
+	return j
 }

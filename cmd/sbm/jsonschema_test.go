@@ -51,6 +51,10 @@ const (
 	cOrders   = "production order, production load, production status"
 	cCounted  = "production load, production status"
 	cRelease  = "production order, release publish, release list"
+	cRollout  = "rollout start, rollout set, rollout pause, rollout resume, rollout abort, rollout status, rollout list"
+	cRollouts = "rollout list"
+	cFleet    = "fleet list"
+	cSimulate = "fleet simulate"
 )
 
 func cmds(s string) []string { return strings.Split(s, ", ") }
@@ -59,7 +63,9 @@ func cmds(s string) []string { return strings.Split(s, ", ") }
 // checked as a board object (the fields of "device boards NAME"), elements
 // of "upks[]" (image inspect) as "upk" objects, elements of "orders[]"
 // (production status) as an order's status (the fields of production
-// load), elements of "releases[]" (release list) as "release" objects.
+// load), elements of "releases[]" (release list) as "release" objects,
+// elements of "rollouts[]" (rollout list) as a rollout (the fields of
+// rollout status).
 var jsonSchema = []schemaField{
 	// Devices and boards.
 	{"device_id", "string", cmds("device info, attest verify, attest request, program, provision, device new"), false},
@@ -143,7 +149,7 @@ var jsonSchema = []schemaField{
 	{"vendor_id", "string", cmds("image inspect, context show, production order, production load, production status"), false},
 	{"class_id", "string", cmds("image inspect, context show, production order, production load, production status"), false},
 	{"slot", "string", cmds(cInspect), false},
-	{"created", "string", cmds("image inspect, context show"), false},
+	{"created", "string", cmds("image inspect, context show, " + cRollout), false},
 	{"encryption", "object", cmds(cInspect), false},
 	{"encryption.algorithm", "string", cmds(cInspect), false},
 	{"encryption.chunk_size", "integer", cmds(cInspect), false},
@@ -189,7 +195,7 @@ var jsonSchema = []schemaField{
 	{"previous_version", "string", cmds(cProgram), false},
 	{"sent_bytes", "integer", cmds(cProgram), false},
 	{"resumed_at", "integer", cmds(cProgram), false},
-	{"seconds", "number", cmds("program, device torture"), false},
+	{"seconds", "number", cmds("program, device torture, fleet simulate"), false},
 	{"bytes_per_second", "number", cmds(cProgram), false},
 	{"frames", "integer", cmds(cProgram), false},
 	{"resent", "integer", cmds(cProgram), false},
@@ -201,7 +207,7 @@ var jsonSchema = []schemaField{
 	{"seed", "integer", cmds(cTorture), false},
 	{"sweep", "string", cmds(cTorture), false},
 	{"passed", "integer", cmds(cTorture), false},
-	{"failed", "integer", cmds(cTorture), false},
+	{"failed", "integer", cmds("device torture, fleet simulate, " + cRollout), false},
 	{"scenarios", "array", cmds(cTorture), false},
 	{"scenarios[]", "object", cmds(cTorture), false},
 	{"scenarios[].scenario", "string", cmds(cTorture), false},
@@ -225,7 +231,7 @@ var jsonSchema = []schemaField{
 
 	// Production orders on the OEM service (docs/production.md).
 	{"id", "string", cmds(cOrders), false},
-	{"state", "string", cmds(cCounted), false},
+	{"state", "string", cmds("production load, production status, " + cRollout), false},
 	{"count", "integer", cmds(cOrders), false},
 	{"used", "integer", cmds(cCounted), false},
 	{"spoiled", "integer", cmds(cCounted), false},
@@ -246,20 +252,51 @@ var jsonSchema = []schemaField{
 	{"orders[]", "object", cmds("production status, production audit"), false},
 
 	// Releases on the OEM service.
-	{"release", "object|null", cmds("production order, release publish"), false},
-	{"release.version", "string", cmds(cRelease), false},
+	{"release", "object|null", cmds("production order, release publish, " + cRollout), false},
+	{"release.version", "string", cmds(cRelease + ", " + cRollout), false},
 	{"release.security_counter", "integer", cmds(cRelease), false},
-	{"release.manifest_digest", "string", cmds(cRelease), false},
+	{"release.manifest_digest", "string", cmds(cRelease + ", " + cRollout), false},
 	{"release.published", "string", cmds("release publish, release list"), false},
 	{"releases", "array", cmds(cReleases), false},
 	{"releases[]", "object", cmds(cReleases), false},
+
+	// Rollouts of a release to the fleet, and the fleet.
+	{"rollout_id", "string", cmds(cRollout), false},
+	{"cohort", "string|null", cmds(cRollout), false},
+	{"percent", "number", cmds(cRollout), false},
+	{"max_failures", "string|null", cmds(cRollout), false},
+	{"targeted", "integer", cmds(cRollout), false},
+	{"downloaded", "integer", cmds(cRollout), false},
+	{"updated", "integer", cmds(cRollout + ", fleet simulate"), false},
+	{"rollouts", "array", cmds(cRollouts), false},
+	{"rollouts[]", "object", cmds(cRollouts), false},
+	{"fleet", "array", cmds(cFleet), false},
+	{"fleet[]", "object", cmds(cFleet), false},
+	{"fleet[].device_id", "string", cmds(cFleet), false},
+	{"fleet[].application", "object|null", cmds(cFleet), false},
+	{"fleet[].application.version", "string", cmds(cFleet), false},
+	{"fleet[].application.manifest_digest", "string", cmds(cFleet), false},
+	{"fleet[].last_seen", "string|null", cmds(cFleet), false},
+	{"fleet[].last_report", "string|null", cmds(cFleet), false},
+	{"fleet[].result", "integer|null", cmds(cFleet), false},
+	{"fleet[].detail", "string|null", cmds(cFleet), false},
+	{"fleet[].revoked", "boolean", cmds(cFleet), false},
+	{"requests", "integer", cmds(cSimulate), false},
+	{"requests_per_second", "number", cmds(cSimulate), false},
+	{"polls", "integer", cmds(cSimulate), false},
+	{"steady_requests", "integer", cmds(cSimulate), false},
+	{"p50_seconds", "number", cmds(cSimulate), false},
+	{"p99_seconds", "number", cmds(cSimulate), false},
+	{"first_request_p99_seconds", "number", cmds(cSimulate), false},
+	{"errors", "integer", cmds(cSimulate), false},
+	{"first_error", "string|null", cmds(cSimulate), false},
 
 	// The production audit.
 	{"ok", "boolean", cmds(cAudit), false},
 	{"origin", "string|null", cmds(cAudit), false},
 	{"entries", "integer|null", cmds(cAudit), false},
 	{"checkpoints", "integer|null", cmds(cAudit), false},
-	{"devices", "integer|null", cmds(cAudit), false},
+	{"devices", "integer|null", cmds("production audit, fleet simulate"), false},
 	{"orders[].id", "string", cmds(cAudit), false},
 	{"orders[].state", "string", cmds(cAudit), false},
 	{"orders[].count", "integer", cmds(cAudit), false},
@@ -290,6 +327,7 @@ var schemaAliases = map[string][][2]string{
 	cInspect:  {{"upks[].", "upk."}},
 	cStatus:   {{"orders[].", ""}},
 	cReleases: {{"releases[].", "release."}},
+	cRollouts: {{"rollouts[].", ""}},
 }
 
 // lookupField returns the schema field of path for command, if any.
@@ -474,6 +512,9 @@ func TestCheckJSON(t *testing.T) {
 		{cAudit, `{"orders": [{"id": "x", "count": 1, "certified": 1}]}`, 0},
 		{cAudit, `{"orders": [{"used": 1}]}`, 1},
 		{cReleases, `{"releases": [{"version": "1.0.0", "published": "t"}]}`, 0},
+		{cRollouts, `{"rollouts": [{"rollout_id": "x", "release": {"version": "1.0.0"}, "percent": 10}]}`, 0},
+		{cRollouts, `{"rollouts": [{"id": "x"}]}`, 1},
+		{cFleet, `{"fleet": [{"device_id": "x", "application": null, "result": 0}]}`, 0},
 		{cVersion, `not json`, 1},
 	}
 	for _, tt := range tests {

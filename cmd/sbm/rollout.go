@@ -112,7 +112,7 @@ func newRolloutStartCmd(cio *cliIO) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(cio.stdout, st)
+				return printJSON(cio.stdout, newJSONRollout(st))
 			}
 			printRollout(cio.stdout, st)
 			return nil
@@ -158,7 +158,7 @@ the devices already in it stay, a lower percent is refused.`,
 				return err
 			}
 			if asJSON {
-				return printJSON(cio.stdout, st)
+				return printJSON(cio.stdout, newJSONRollout(st))
 			}
 			printRollout(cio.stdout, st)
 			return nil
@@ -200,7 +200,7 @@ func newRolloutStateCmd(cio *cliIO, verb, short string) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(cio.stdout, st)
+				return printJSON(cio.stdout, newJSONRollout(st))
 			}
 			printRollout(cio.stdout, st)
 			return nil
@@ -243,7 +243,7 @@ report) and failed.`,
 				return err
 			}
 			if asJSON {
-				return printJSON(cio.stdout, st)
+				return printJSON(cio.stdout, newJSONRollout(st))
 			}
 			printRollout(cio.stdout, st)
 			return nil
@@ -277,7 +277,11 @@ func newRolloutListCmd(cio *cliIO) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(cio.stdout, server.RolloutList{Rollouts: list})
+				out := jsonRollouts{Rollouts: []jsonRollout{}}
+				for i := range list {
+					out.Rollouts = append(out.Rollouts, newJSONRollout(&list[i]))
+				}
+				return printJSON(cio.stdout, out)
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tRELEASE\tSTATE\tPERCENT\tTARGETED\tDOWNLOADED\tUPDATED\tFAILED\tCREATED")
