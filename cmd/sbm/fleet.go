@@ -63,15 +63,11 @@ the second), and its last report's time and update result. Revoked
 devices are marked.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			list, err := cl.Fleet(cmd.Context())
 			if err != nil {
 				return err
@@ -114,15 +110,11 @@ certificate from now on, so it is offered nothing, gets no UPK and its
 reports are not taken. Its production record and log entries stay.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			d, err := cl.RevokeDevice(cmd.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("device %s: %w", args[0], err)

@@ -111,11 +111,7 @@ func newRolloutStartCmd(cio *cliIO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cio.stdout, newJSONRollout(st))
-			}
-			printRollout(cio.stdout, st)
-			return nil
+			return showRollout(cio, st, asJSON)
 		},
 	}
 	sf.register(cmd)
@@ -157,11 +153,7 @@ the devices already in it stay, a lower percent is refused.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cio.stdout, newJSONRollout(st))
-			}
-			printRollout(cio.stdout, st)
-			return nil
+			return showRollout(cio, st, asJSON)
 		},
 	}
 	sf.register(cmd)
@@ -180,15 +172,11 @@ func newRolloutStateCmd(cio *cliIO, verb, short string) *cobra.Command {
 		Short: short,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			rid, err := pickRollout(cmd.Context(), cl, id, false)
 			if err != nil {
 				return err
@@ -199,11 +187,7 @@ func newRolloutStateCmd(cio *cliIO, verb, short string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cio.stdout, newJSONRollout(st))
-			}
-			printRollout(cio.stdout, st)
-			return nil
+			return showRollout(cio, st, asJSON)
 		},
 	}
 	sf.register(cmd)
@@ -225,15 +209,11 @@ downloaded it, installed it (updated: confirmed by the device's signed
 report) and failed.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			rid, err := pickRollout(cmd.Context(), cl, id, true)
 			if err != nil {
 				return err
@@ -242,11 +222,7 @@ report) and failed.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cio.stdout, newJSONRollout(st))
-			}
-			printRollout(cio.stdout, st)
-			return nil
+			return showRollout(cio, st, asJSON)
 		},
 	}
 	sf.register(cmd)
@@ -263,15 +239,11 @@ func newRolloutListCmd(cio *cliIO) *cobra.Command {
 		Short: "List every rollout, oldest first",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "server", "context"); err != nil {
-				return err
-			}
-			cl, c, err := operatorClient(sf.ctxDir, sf.passFile, sf.url)
+			cl, done, err := sf.operator(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			defer cl.Close()
+			defer done()
 			list, err := cl.Rollouts(cmd.Context())
 			if err != nil {
 				return err
@@ -295,4 +267,13 @@ func newRolloutListCmd(cio *cliIO) *cobra.Command {
 	sf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the rollouts as JSON")
 	return cmd
+}
+
+// showRollout prints a rollout as JSON or as text.
+func showRollout(cio *cliIO, st *server.RolloutStatus, asJSON bool) error {
+	if asJSON {
+		return printJSON(cio.stdout, newJSONRollout(st))
+	}
+	printRollout(cio.stdout, st)
+	return nil
 }
