@@ -48,20 +48,10 @@ func KeyID(token []byte) ([32]byte, error) {
 // decodeToken decodes the COSE_Sign1 and its protected header, and checks
 // that its unprotected header is empty.
 func decodeToken(token []byte) (cose.Sign1, cose.Header, error) {
-	if len(token) > MaxTokenSize {
-		return cose.Sign1{}, cose.Header{}, ErrMalformed
-	}
-	s, err := cose.DecodeSign1(token)
-	if err != nil {
-		return s, cose.Header{}, ErrMalformed
-	}
 	// The unprotected header must be the empty map (0xa0): nothing outside
 	// the signature may travel with the token.
-	if len(s.Unprotected) != 1 || s.Unprotected[0] != 0xa0 {
-		return s, cose.Header{}, ErrMalformed
-	}
-	h, err := cose.ParseProtected(s.Protected)
-	if err != nil || string(h.ContentType) != ContentType {
+	s, h, err := cose.DecodeBare(token, MaxTokenSize, ContentType)
+	if err != nil {
 		return s, h, ErrMalformed
 	}
 	return s, h, nil

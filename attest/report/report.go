@@ -235,18 +235,8 @@ func Decode(rep []byte) (*Report, error) {
 // decodeSign1 decodes the COSE_Sign1 and its protected header and checks
 // that the unprotected header is the empty map.
 func decodeSign1(rep []byte) (cose.Sign1, cose.Header, error) {
-	if len(rep) > MaxReportSize {
-		return cose.Sign1{}, cose.Header{}, ErrMalformed
-	}
-	s, err := cose.DecodeSign1(rep)
+	s, h, err := cose.DecodeBare(rep, MaxReportSize, ContentType)
 	if err != nil {
-		return s, cose.Header{}, ErrMalformed
-	}
-	if len(s.Unprotected) != 1 || s.Unprotected[0] != 0xa0 {
-		return s, cose.Header{}, ErrMalformed
-	}
-	h, err := cose.ParseProtected(s.Protected)
-	if err != nil || string(h.ContentType) != ContentType {
 		return s, h, ErrMalformed
 	}
 	return s, h, nil

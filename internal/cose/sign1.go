@@ -164,3 +164,29 @@ func AppendSigStructure(dst, protected, payload []byte) []byte {
 	dst = cbor.AppendBytes(dst, nil)
 	return cbor.AppendBytes(dst, payload)
 }
+
+// DecodeBare decodes a COSE_Sign1 of at most maxSize bytes as the
+// project's formats sign them: its unprotected header the empty map
+// (nothing travels outside the signature) and its protected header naming
+// contentType. It returns the message and the parsed protected header;
+// errors wrap ErrMalformed or ErrHeader.
+func DecodeBare(msg []byte, maxSize int, contentType string) (Sign1, Header, error) {
+	if len(msg) > maxSize {
+		return Sign1{}, Header{}, ErrMalformed
+	}
+	s, err := DecodeSign1(msg)
+	if err != nil {
+		return s, Header{}, err
+	}
+	if len(s.Unprotected) != 1 || s.Unprotected[0] != 0xa0 {
+		return s, Header{}, ErrMalformed
+	}
+	h, err := ParseProtected(s.Protected)
+	if err != nil {
+		return s, h, err
+	}
+	if string(h.ContentType) != contentType {
+		return s, h, ErrHeader
+	}
+	return s, h, nil
+}
