@@ -397,10 +397,7 @@ func baseURL(r *http.Request, deviceID string) string {
 // in an active rollout, else a new one of the running rollout if the
 // device is in its cohort and does not run its release; nil if none.
 func (f *fleet) offered(ctx context.Context, d *authDevice) (*store.Action, *store.Rollout, error) {
-	acts, err := f.s.store.DeviceActions(ctx, d.id)
-	if err != nil {
-		return nil, nil, err
-	}
+	acts := d.state.Actions
 	rollouts, err := f.activeRollouts(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -463,12 +460,7 @@ func (f *fleet) openAction(w http.ResponseWriter, r *http.Request, d *authDevice
 		return nil, nil, false
 	}
 	var a *store.Action
-	acts, err := f.s.store.DeviceActions(r.Context(), d.id)
-	if err != nil {
-		f.storeError(w, r, err)
-		return nil, nil, false
-	}
-	for _, x := range acts {
+	for _, x := range d.state.Actions {
 		if x.RolloutID == id {
 			a = x
 		}
@@ -538,12 +530,7 @@ func (f *fleet) handleArtifact(w http.ResponseWriter, r *http.Request, d *authDe
 		writeError(w, http.StatusNotFound, errors.New("no such software module"))
 		return
 	}
-	acts, err := f.s.store.DeviceActions(r.Context(), d.id)
-	if err != nil {
-		f.storeError(w, r, err)
-		return
-	}
-	for _, a := range acts {
+	for _, a := range d.state.Actions {
 		if !a.State.Open() {
 			continue
 		}
@@ -602,12 +589,7 @@ func (f *fleet) handleFeedback(w http.ResponseWriter, r *http.Request, d *authDe
 	if to == "" {
 		// Progress, or a close the signed report settles: acknowledged for
 		// any action of the device, whatever its state.
-		acts, err := f.s.store.DeviceActions(r.Context(), d.id)
-		if err != nil {
-			f.storeError(w, r, err)
-			return
-		}
-		for _, a := range acts {
+		for _, a := range d.state.Actions {
 			if a.RolloutID == id {
 				w.WriteHeader(http.StatusOK)
 				return

@@ -163,6 +163,9 @@ type FleetState struct {
 	Result         int
 	Detail         string
 	Revoked        bool
+	// Actions are the device's actions, newest rollout first, as
+	// FleetDevice reads them with the rest (FleetList leaves them nil).
+	Actions []*Action
 }
 
 // StoredReport is a signed install report the service accepted.
@@ -200,7 +203,8 @@ type ReportOutcome struct {
 // Implemented by every Store.
 type Fleet interface {
 	// FleetDevice returns a certified device's record and fleet state
-	// (a zero state for a device never seen; ErrNotFound).
+	// with its actions, in one read (a zero state for a device never
+	// seen; ErrNotFound). The device API makes it once per request.
 	FleetDevice(ctx context.Context, deviceID string) (*Device, *FleetState, error)
 	// Seen records when devices were last seen (a batch, one
 	// transaction; unknown devices are ignored; times never go back).

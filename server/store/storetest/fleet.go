@@ -227,6 +227,31 @@ func testRollouts(t *testing.T, open func() (store.Store, error)) {
 	if err != nil || len(acts) == 0 || acts[0].RolloutID != "r1" {
 		t.Fatalf("actions of %s: %+v, %v", in[0], acts, err)
 	}
+	// FleetDevice reads the same actions with the device, in one query.
+	if _, err := s.Offer(ctx, in[0], "r2"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	idle := certifyDevices(t, s, "idle", 1)
+	for _, id := range []string{in[0], idle[0], "never-offered"} {
+		want, err := s.DeviceActions(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, st, err := s.FleetDevice(ctx, id)
+		if id == "never-offered" {
+			wantErr(t, "unknown device", err, store.ErrNotFound)
+			continue
+		}
+		if err != nil || len(st.Actions) != len(want) {
+			t.Fatalf("FleetDevice(%s) actions %+v, %v; DeviceActions %+v", id, st.Actions, err, want)
+		}
+		for i, a := range st.Actions {
+			if a.RolloutID != want[i].RolloutID || a.State != want[i].State || !bytes.Equal(a.UPK, want[i].UPK) ||
+				!a.Created.Equal(want[i].Created) || !a.Updated.Equal(want[i].Updated) || a.DeviceID != id {
+				t.Fatalf("FleetDevice(%s) action %d = %+v, DeviceActions %+v", id, i, a, want[i])
+			}
+		}
+	}
 }
 
 // testActions: feedback moves actions and counts them; failures past

@@ -77,25 +77,54 @@ func scanFleet(r scanner, extra ...any) (store.FleetState, error) {
 	return st, nil
 }
 
-// FleetDevice implements store.Store.
+// FleetDevice implements store.Store: one query, a row per action (or
+// one row with NULL action columns).
 func (s *Store) FleetDevice(ctx context.Context, deviceID string) (*store.Device, *store.FleetState, error) {
-	d := &store.Device{}
-	var created int64
-	q, err := s.prepared(ctx, `SELECT `+fleetColumns+`, d.order_id, d.station, d.certificate, d.upk, d.log_index, d.created
-		FROM devices d LEFT JOIN fleet f ON f.device_id = d.device_id WHERE d.device_id = ?`)
+	q, err := s.prepared(ctx, `SELECT `+fleetColumns+`, d.order_id, d.station, d.certificate, d.upk, d.log_index, d.created,
+		a.rollout_id, a.state, a.upk, a.created, a.updated
+		FROM devices d LEFT JOIN fleet f ON f.device_id = d.device_id
+		LEFT JOIN actions a ON a.device_id = d.device_id LEFT JOIN rollouts r ON r.id = a.rollout_id
+		WHERE d.device_id = ? ORDER BY r.created DESC, r.id DESC`)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := scanFleet(q.QueryRowContext(ctx, deviceID), &d.OrderID, &d.Station, &d.Certificate, &d.UPK, &d.LogIndex, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
-	}
+	rows, err := q.QueryContext(ctx, deviceID)
 	if err != nil {
 		return nil, nil, s.errorf("read fleet device", err)
 	}
-	d.DeviceID = st.DeviceID
-	d.Station, d.UPK = nonEmpty(d.Station), nonEmpty(d.UPK)
-	d.Created = unixTime(created)
+	defer rows.Close()
+	var d *store.Device
+	var st store.FleetState
+	var actions []*store.Action
+	for rows.Next() {
+		row := &store.Device{}
+		var created int64
+		var rollout, state sql.NullString
+		var upk []byte
+		var aCreated, aUpdated sql.NullInt64
+		st, err = scanFleet(rows, &row.OrderID, &row.Station, &row.Certificate, &row.UPK, &row.LogIndex, &created,
+			&rollout, &state, &upk, &aCreated, &aUpdated)
+		if err != nil {
+			return nil, nil, s.errorf("read fleet device", err)
+		}
+		if d == nil {
+			d = row
+			d.DeviceID = st.DeviceID
+			d.Station, d.UPK = nonEmpty(d.Station), nonEmpty(d.UPK)
+			d.Created = unixTime(created)
+		}
+		if rollout.Valid {
+			actions = append(actions, &store.Action{DeviceID: st.DeviceID, RolloutID: rollout.String, State: store.ActionState(state.String),
+				UPK: nonEmpty(upk), Created: unixTime(aCreated.Int64), Updated: unixTime(aUpdated.Int64)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, s.errorf("read fleet device", err)
+	}
+	if d == nil {
+		return nil, nil, fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
+	}
+	st.Actions = actions
 	return d, &st, nil
 }
 
