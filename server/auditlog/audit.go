@@ -175,8 +175,9 @@ func (c checkpointAt) String() string {
 // one size differ; the sequence of entry indexes (deleted, reordered,
 // inserted entries); that every checkpoint's root is the Merkle tree hash of
 // the entries up to its size (so that every pair of checkpoints is
-// consistent); that every entry decodes; and each order's life cycle, running
-// counts and quota. It returns the report and nil, or the first problem as
+// consistent), and that the last entry is followed by its checkpoint (an
+// entry appended in a batch, not as its last, has none); that every entry
+// decodes; and each order's life cycle, running counts and quota. It returns the report and nil, or the first problem as
 // an *AuditError (with a report of what was read when the problem is in the
 // entries' meaning).
 func (a *Auditor) Audit(r io.Reader) (*Report, error) {
@@ -355,10 +356,12 @@ func checkTree(entries []exportEntry, cps []checkpointAt) error {
 		}
 	}
 	if firstBad >= 0 {
+		// The problem is in the entries after the last matching checkpoint
+		// up to the first mismatching one: one entry, or one batch.
 		end := cps[firstBad].cp.Size
 		where := fmt.Sprintf("differs from what %v signed", cps[firstBad])
 		if end-good > 1 {
-			where = fmt.Sprintf("an entry in [%d, %d) differs from what %v signed", good, end, cps[firstBad])
+			where = fmt.Sprintf("an entry of %d to %d (a batch: no checkpoint between) differs from what %v signed", good, end-1, cps[firstBad])
 		}
 		switch {
 		case n > s:
@@ -369,8 +372,11 @@ func checkTree(entries []exportEntry, cps []checkpointAt) error {
 		return &AuditError{Err: ErrModified, Index: good, Detail: where}
 	}
 	if s > n {
-		return &AuditError{Err: ErrTruncated, Index: n,
-			Detail: fmt.Sprintf("%v signed %d entries, the log has %d", cps[len(cps)-1], s, n)}
+		d := fmt.Sprintf("%v signed %d entries, the log has %d", cps[len(cps)-1], s, n)
+		if good < n {
+			d += fmt.Sprintf(" (and no checkpoint covers entries %d to %d)", good, n-1)
+		}
+		return &AuditError{Err: ErrTruncated, Index: n, Detail: d}
 	}
 	if n > s {
 		d := fmt.Sprintf("entries %d to %d are covered by no checkpoint", s, n-1)
@@ -378,6 +384,12 @@ func checkTree(entries []exportEntry, cps []checkpointAt) error {
 			d = fmt.Sprintf("entry %d is covered by no checkpoint", s)
 		}
 		return &AuditError{Err: ErrInserted, Index: s, Detail: d}
+	}
+	// The log's last record always holds its checkpoint (Log.AppendBatch
+	// signs one for the tree that ends with a batch's last entry).
+	if n > 0 && !entries[n-1].signed {
+		return &AuditError{Err: ErrMalformed, Index: n - 1,
+			Detail: fmt.Sprintf("the last entry is not followed by its checkpoint (of size %d)", n)}
 	}
 	return nil
 }

@@ -26,8 +26,9 @@ const (
 )
 
 // Export writes the whole log to w in the export file format: every entry,
-// each followed by the checkpoint signed when it was appended. The log's
-// later appends are not included.
+// each that holds a checkpoint followed by it (the entries of a batch share
+// the checkpoint of its last, which follows that one). The log's later
+// appends are not included.
 func (l *Log) Export(ctx context.Context, w io.Writer) error {
 	n, err := l.store.Size(ctx)
 	if err != nil {
@@ -48,7 +49,9 @@ func (l *Log) Export(ctx context.Context, w io.Writer) error {
 		}
 		for i, r := range recs {
 			buf = appendEntryRecord(buf[:0], start+int64(i), r.Entry)
-			buf = appendCheckpointRecord(buf, r.Checkpoint)
+			if len(r.Checkpoint) > 0 {
+				buf = appendCheckpointRecord(buf, r.Checkpoint)
+			}
 			if _, err := bw.Write(buf); err != nil {
 				return fmt.Errorf("auditlog: export: %w", err)
 			}

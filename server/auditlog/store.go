@@ -13,12 +13,16 @@ import (
 // store's current size: another writer appended first. Nothing was stored.
 var ErrConflict = errors.New("auditlog: append conflict")
 
-// Record is what the log stores at one index: the entry and the checkpoint
-// signed for the tree that ends with it.
+// Record is what the log stores at one index: the entry and, if the entry
+// was the last of its append, the checkpoint signed for the tree that ends
+// with it.
 type Record struct {
 	// Entry is the entry's canonical encoding.
 	Entry []byte
-	// Checkpoint is the signed checkpoint of size index+1.
+	// Checkpoint is the signed checkpoint of size index+1, or empty (zero
+	// length) when the entry was appended in a batch (Log.AppendBatch)
+	// and is not its last: no checkpoint of this size was signed. The last
+	// record of the log always holds one.
 	Checkpoint []byte
 }
 
@@ -38,7 +42,31 @@ type Store interface {
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 }
 
-// MemStore is a Store in memory, for tests.
+// BatchStore is a Store that also stores several records at once, which
+// Log.AppendBatch uses when its Store has it.
+type BatchStore interface {
+	Store
+	// AppendRecords stores, atomically, the records numbered index,
+	// index+1, … and the tree hashes they add, back to back (the
+	// tlog.StoredHashes of each in order), which go at the stored-hash
+	// indexes from tlog.StoredHashIndex(0, index) on. It returns
+	// ErrConflict, storing nothing, unless index equals the current size.
+	AppendRecords(ctx context.Context, index int64, recs []Record, hashes []tlog.Hash) error
+}
+
+// checkBatch checks that recs are not empty and hashes fit them.
+func checkBatch(index int64, recs []Record, hashes []tlog.Hash) error {
+	if len(recs) == 0 {
+		return fmt.Errorf("auditlog: append %d: no records", index)
+	}
+	end := index + int64(len(recs))
+	if want := tlog.StoredHashCount(end) - tlog.StoredHashCount(index); int64(len(hashes)) != want {
+		return fmt.Errorf("auditlog: append [%d, %d): %d hashes do not fit the tree (want %d)", index, end, len(hashes), want)
+	}
+	return nil
+}
+
+// MemStore is a Store and BatchStore in memory, for tests.
 type MemStore struct {
 	mu      sync.Mutex
 	records []Record
@@ -62,13 +90,32 @@ func (m *MemStore) Append(ctx context.Context, index int64, rec Record, hashes [
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.appendLocked(index, []Record{rec}, hashes)
+}
+
+// AppendRecords implements BatchStore.
+func (m *MemStore) AppendRecords(ctx context.Context, index int64, recs []Record, hashes []tlog.Hash) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.appendLocked(index, recs, hashes)
+}
+
+func (m *MemStore) appendLocked(index int64, recs []Record, hashes []tlog.Hash) error {
 	if index != int64(len(m.records)) {
 		return fmt.Errorf("%w: index %d, size %d", ErrConflict, index, len(m.records))
 	}
-	if int64(len(m.hashes)) != tlog.StoredHashIndex(0, index) || int64(len(hashes)) != tlog.StoredHashCount(index+1)-tlog.StoredHashCount(index) {
-		return fmt.Errorf("auditlog: append %d: %d hashes do not fit the tree", index, len(hashes))
+	if int64(len(m.hashes)) != tlog.StoredHashIndex(0, index) {
+		return fmt.Errorf("auditlog: append %d: %d stored hashes do not fit the tree", index, len(m.hashes))
 	}
-	m.records = append(m.records, Record{Entry: clone(rec.Entry), Checkpoint: clone(rec.Checkpoint)})
+	if err := checkBatch(index, recs, hashes); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		m.records = append(m.records, Record{Entry: clone(r.Entry), Checkpoint: clone(r.Checkpoint)})
+	}
 	m.hashes = append(m.hashes, hashes...)
 	return nil
 }
@@ -112,4 +159,6 @@ func readHashes(hashes []tlog.Hash, indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-func clone(b []byte) []byte { return append([]byte(nil), b...) }
+// clone copies b; an empty b (an absent checkpoint) stays empty and
+// non-nil.
+func clone(b []byte) []byte { return append([]byte{}, b...) }

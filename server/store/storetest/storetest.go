@@ -36,6 +36,7 @@ func Run(t *testing.T, newDB Opener) {
 		{"RaceSameDevice", testRaceSameDevice},
 		{"Certify", testCertify},
 		{"LogRace", testLogRace},
+		{"LogBatch", testLogBatch},
 		{"Releases", testReleases},
 		{"Summary", testSummary},
 	}

@@ -48,10 +48,29 @@ func (l *logStore) Size(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// maxParams bounds the parameters of one statement: SQLite's default
+// limit is 32766 (SQLITE_MAX_VARIABLE_NUMBER since 3.32), PostgreSQL's
+// 65535. A batch's INSERTs are split into statements within it.
+const maxParams = 32766
+
 // Append implements auditlog.Store.
 func (l *logStore) Append(ctx context.Context, index int64, rec auditlog.Record, hashes []tlog.Hash) error {
+	return l.AppendRecords(ctx, index, []auditlog.Record{rec}, hashes)
+}
+
+// AppendRecords implements auditlog.BatchStore: one locked read of the
+// size, one INSERT of the records, one of the hashes (each split within
+// maxParams) and one UPDATE of the head.
+func (l *logStore) AppendRecords(ctx context.Context, index int64, recs []auditlog.Record, hashes []tlog.Hash) error {
 	if !l.inTx {
 		return errors.New("auditlog: append outside a store transaction")
+	}
+	end := index + int64(len(recs))
+	if len(recs) == 0 {
+		return fmt.Errorf("auditlog: append %d: no records", index)
+	}
+	if want := tlog.StoredHashCount(end) - tlog.StoredHashCount(index); int64(len(hashes)) != want {
+		return fmt.Errorf("auditlog: append [%d, %d): %d hashes do not fit the tree (want %d)", index, end, len(hashes), want)
 	}
 	n, err := l.Size(ctx)
 	if err != nil {
@@ -60,23 +79,44 @@ func (l *logStore) Append(ctx context.Context, index int64, rec auditlog.Record,
 	if index != n {
 		return fmt.Errorf("%w: index %d, size %d", auditlog.ErrConflict, index, n)
 	}
-	if int64(len(hashes)) != tlog.StoredHashCount(index+1)-tlog.StoredHashCount(index) {
-		return fmt.Errorf("auditlog: append %d: %d hashes do not fit the tree", index, len(hashes))
+	args := make([]any, 0, 3*len(recs))
+	for i, r := range recs {
+		// An absent checkpoint is a zero-length value: the column is NOT
+		// NULL, and the drivers bind a nil []byte as NULL.
+		cp := r.Checkpoint
+		if cp == nil {
+			cp = []byte{}
+		}
+		args = append(args, index+int64(i), r.Entry, cp)
 	}
-	if _, err := l.q.ExecContext(ctx, l.s.q(`INSERT INTO log_records (idx, entry, checkpoint) VALUES (?, ?, ?)`), index, rec.Entry, rec.Checkpoint); err != nil {
-		return l.s.errorf("log append", err)
+	if err := l.insertRows(ctx, `INSERT INTO log_records (idx, entry, checkpoint) VALUES `, `(?, ?, ?)`, 3, args); err != nil {
+		return err
 	}
 	first := tlog.StoredHashIndex(0, index)
-	args := make([]any, 0, 2*len(hashes))
+	args = make([]any, 0, 2*len(hashes))
 	for i, h := range hashes {
 		args = append(args, first+int64(i), h[:])
 	}
-	query := `INSERT INTO log_hashes (idx, hash) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, len(hashes)-1)
-	if _, err := l.q.ExecContext(ctx, l.s.q(query), args...); err != nil {
+	if err := l.insertRows(ctx, `INSERT INTO log_hashes (idx, hash) VALUES `, `(?, ?)`, 2, args); err != nil {
+		return err
+	}
+	if _, err := l.q.ExecContext(ctx, l.s.q(`UPDATE log_head SET size = ? WHERE id = 1`), end); err != nil {
 		return l.s.errorf("log append", err)
 	}
-	if _, err := l.q.ExecContext(ctx, l.s.q(`UPDATE log_head SET size = ? WHERE id = 1`), index+1); err != nil {
-		return l.s.errorf("log append", err)
+	return nil
+}
+
+// insertRows executes prefix followed by one row per width arguments of
+// args, in statements of at most maxParams parameters.
+func (l *logStore) insertRows(ctx context.Context, prefix, row string, width int, args []any) error {
+	per := maxParams / width * width
+	for len(args) > 0 {
+		chunk := args[:min(per, len(args))]
+		args = args[len(chunk):]
+		query := prefix + row + strings.Repeat(", "+row, len(chunk)/width-1)
+		if _, err := l.q.ExecContext(ctx, l.s.q(query), chunk...); err != nil {
+			return l.s.errorf("log append", err)
+		}
 	}
 	return nil
 }
