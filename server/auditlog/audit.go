@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -193,7 +194,7 @@ func (a *Auditor) Audit(r io.Reader) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkIndexes(f.entries); err != nil {
+	if err := checkIndexes(f.entries, cps); err != nil {
 		return nil, err
 	}
 	rep := &Report{Size: int64(len(f.entries)), Checkpoints: len(cps)}
@@ -272,8 +273,8 @@ func checkpointName(c checkpointAt) string {
 }
 
 // checkIndexes names deleted, reordered and inserted entry records from
-// the indexes they claim.
-func checkIndexes(entries []exportEntry) error {
+// the indexes they claim (cps, the checkpoints, tell copies apart).
+func checkIndexes(entries []exportEntry, cps []checkpointAt) error {
 	var positions map[int64][]int
 	for p := range entries {
 		e := &entries[p]
@@ -288,14 +289,7 @@ func checkIndexes(entries []exportEntry) error {
 		}
 		switch at := positions[int64(p)]; {
 		case e.index < int64(p): // entries 0..p-1 are in place: a duplicate
-			dup := positions[e.index]
-			bad := dup[len(dup)-1]
-			for _, q := range dup {
-				if !entries[q].signed {
-					bad = q
-					break
-				}
-			}
+			bad := duplicate(entries, positions[e.index], cps)
 			return &AuditError{Err: ErrInserted, Index: int64(bad),
 				Detail: fmt.Sprintf("the record at position %d repeats index %d", bad, e.index)}
 		case len(at) > 0:
@@ -316,6 +310,32 @@ func checkIndexes(entries []exportEntry) error {
 		}
 	}
 	return nil
+}
+
+// duplicate returns which of the entry records at positions dup, which
+// claim one index, is the inserted one: the one not followed by its own
+// checkpoint; when more than one is not (entries of a batch have none) or
+// none is, the one without which the checkpoints match the entries; failing
+// that, the first without a checkpoint, or the last.
+func duplicate(entries []exportEntry, dup []int, cps []checkpointAt) int {
+	var unsigned []int
+	for _, q := range dup {
+		if !entries[q].signed {
+			unsigned = append(unsigned, q)
+		}
+	}
+	if len(unsigned) == 1 {
+		return unsigned[0]
+	}
+	for _, q := range dup {
+		if checkTree(slices.Delete(slices.Clone(entries), q, q+1), cps) == nil {
+			return q
+		}
+	}
+	if len(unsigned) > 0 {
+		return unsigned[0]
+	}
+	return dup[len(dup)-1]
 }
 
 // checkTree recomputes the Merkle tree of the entries and checks every
@@ -374,7 +394,7 @@ func checkTree(entries []exportEntry, cps []checkpointAt) error {
 	if s > n {
 		d := fmt.Sprintf("%v signed %d entries, the log has %d", cps[len(cps)-1], s, n)
 		if good < n {
-			d += fmt.Sprintf(" (and no checkpoint covers entries %d to %d)", good, n-1)
+			d += fmt.Sprintf(" (no checkpoint of size %d to %d checks entries %d to %d)", good+1, n, good, n-1)
 		}
 		return &AuditError{Err: ErrTruncated, Index: n, Detail: d}
 	}

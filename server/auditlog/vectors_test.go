@@ -32,6 +32,16 @@ type vectorFile struct {
 	Inclusion   []vectorInclusion   `json:"inclusion_proofs"`
 	Consistency []vectorConsistency `json:"consistency_proofs"`
 	Export      string              `json:"export_file"`
+	Batch       *vectorBatch        `json:"batch"`
+}
+
+// vectorBatch is the same entries appended in three appends, the last a
+// batch of three (Log.AppendBatch): one checkpoint for the three.
+type vectorBatch struct {
+	Description string             `json:"description"`
+	Appends     [][]int64          `json:"appends"`
+	Checkpoints []vectorCheckpoint `json:"checkpoints"`
+	Export      string             `json:"export_file"`
 }
 
 type vectorKey struct {
@@ -90,14 +100,14 @@ func hexes(hs []tlog.Hash) []string {
 	return out
 }
 
-func buildVectors(t *testing.T) (*vectorFile, []byte) {
+func buildVectors(t *testing.T) (v *vectorFile, file, batchFile []byte) {
 	ctx := context.Background()
 	key := testKey()
 	l, _ := newTestLog(t, key)
 	es := vectorEntries()
 	appendAll(t, l, es)
 	kid, _ := hostcose.KeyID(key.Public())
-	v := &vectorFile{
+	v = &vectorFile{
 		Description: "sbm production audit log test vectors (docs/production.md, \"Audit log\"); the log key is a TEST key",
 		Key: vectorKey{Alg: "EdDSA", Seed: hex.EncodeToString(key.Seed()),
 			Public: hex.EncodeToString([]byte(key.Public().(ed25519.PublicKey))), KID: hex.EncodeToString(kid[:])},
@@ -113,9 +123,7 @@ func buildVectors(t *testing.T) (*vectorFile, []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		payload := marshalCheckpointPayload(cp.Origin, cp.Size, cp.Root, cp.Time)
-		v.Checkpoints = append(v.Checkpoints, vectorCheckpoint{Size: cp.Size, Root: hex.EncodeToString(cp.Root[:]),
-			Time: cp.Time.Format(time.RFC3339), Payload: hex.EncodeToString(payload), COSE: hex.EncodeToString(cp.Signed)})
+		v.Checkpoints = append(v.Checkpoints, vectorCheckpointOf(cp))
 	}
 	n := int64(len(es))
 	for i := range n {
@@ -132,19 +140,54 @@ func buildVectors(t *testing.T) (*vectorFile, []byte) {
 		}
 		v.Consistency = append(v.Consistency, vectorConsistency{Old: old, New: n, Proof: hexes(p)})
 	}
-	return v, export(t, l)
+	v.Batch, batchFile = buildBatchVector(t, es)
+	return v, export(t, l), batchFile
+}
+
+// batchAppends returns the appends of the batch vector: entries 0 and 1
+// one by one, entries 2 to 4 as one batch.
+func batchAppends() [][]int64 { return [][]int64{{0}, {1}, {2, 3, 4}} }
+
+func vectorCheckpointOf(cp *Checkpoint) vectorCheckpoint {
+	payload := marshalCheckpointPayload(cp.Origin, cp.Size, cp.Root, cp.Time)
+	return vectorCheckpoint{Size: cp.Size, Root: hex.EncodeToString(cp.Root[:]),
+		Time: cp.Time.Format(time.RFC3339), Payload: hex.EncodeToString(payload), COSE: hex.EncodeToString(cp.Signed)}
+}
+
+func buildBatchVector(t *testing.T, es []*Entry) (*vectorBatch, []byte) {
+	l, _ := newTestLog(t, testKey())
+	b := &vectorBatch{
+		Description: "the entries appended as 0, 1, then 2 to 4 in one batch: checkpoints of sizes 1, 2 and 5 only; in the export, entries 2 and 3 are followed by no checkpoint",
+		Appends:     batchAppends(),
+		Export:      "batch.export",
+	}
+	for _, a := range b.Appends {
+		var batch []*Entry
+		for _, i := range a {
+			batch = append(batch, es[i])
+		}
+		first, cp, err := l.AppendBatch(context.Background(), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != a[0] {
+			t.Fatalf("batch at %d, want %d", first, a[0])
+		}
+		b.Checkpoints = append(b.Checkpoints, vectorCheckpointOf(cp))
+	}
+	return b, export(t, l)
 }
 
 // TestVectors regenerates testdata/auditlog and compares it byte for byte
 // (go test -run TestVectors -update rewrites it).
 func TestVectors(t *testing.T) {
-	v, file := buildVectors(t)
+	v, file, batchFile := buildVectors(t)
 	js, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	js = append(js, '\n')
-	files := map[string][]byte{"vectors.json": js, "log.export": file}
+	files := map[string][]byte{"vectors.json": js, "log.export": file, "batch.export": batchFile}
 	if *update {
 		if err := os.MkdirAll(vectorsDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -171,12 +214,22 @@ func TestVectors(t *testing.T) {
 	if o := rep.Orders[orderID("vector")]; o.Certified != 2 || o.Spoiled != 1 || o.Remaining() != 0 {
 		t.Errorf("vector order %+v", o)
 	}
+	brep, err := Audit(bytes.NewReader(batchFile), testKey().Public(), map[OrderID]uint64{orderID("vector"): 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if brep.Checkpoints != 3 || brep.Latest.Root != rep.Latest.Root {
+		t.Errorf("batch vector: %d checkpoints, root %x, want 3 and %x", brep.Checkpoints, brep.Latest.Root, rep.Latest.Root)
+	}
+	if _, recs := records(t, batchFile); len(recs) != 5+3 {
+		t.Errorf("batch vector export of %d records, want 8", len(recs))
+	}
 }
 
 // TestVectorHashes recomputes the vector roots with the RFC 6962 formulas
 // alone, independently of tlog.
 func TestVectorHashes(t *testing.T) {
-	v, _ := buildVectors(t)
+	v, _, _ := buildVectors(t)
 	var leaves [][]byte
 	for _, e := range v.Entries {
 		b, _ := hex.DecodeString(e.CBOR)
@@ -186,7 +239,7 @@ func TestVectorHashes(t *testing.T) {
 		}
 		leaves = append(leaves, h[:])
 	}
-	for _, c := range v.Checkpoints {
+	for _, c := range append(slices.Clone(v.Checkpoints), v.Batch.Checkpoints...) {
 		root := mth(leaves[:c.Size])
 		if hex.EncodeToString(root) != c.Root {
 			t.Errorf("size %d: RFC 6962 root %x, checkpoint %s", c.Size, root, c.Root)
