@@ -48,7 +48,6 @@ import (
 
 	"github.com/sbm-project/sbm/attest/report"
 	"github.com/sbm-project/sbm/attest/verifier"
-	"github.com/sbm-project/sbm/server/auditlog"
 	"github.com/sbm-project/sbm/server/store"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/upk"
@@ -94,6 +93,7 @@ type fleet struct {
 	flushing bool // a batch is being stored (one at a time)
 
 	packages sync.Map // manifest digest → *artifact
+	upks     upkCommitter
 
 	// The rollouts as read at most rolloutsTTL ago, for polls (the
 	// transactions that change actions read the rollout's row itself).
@@ -157,6 +157,7 @@ type artifact struct {
 // routeFleet registers the update service's routes (called by New).
 func (s *Server) routeFleet() {
 	f := &fleet{s: s, seen: map[string]time.Time{}, caRaw: s.ctx.DeviceCACertificate().Raw}
+	s.fleet = f
 	if v, err := s.ctx.NewDeviceVerifier(); err == nil {
 		f.verifier = v
 	} else {
@@ -629,24 +630,22 @@ func (f *fleet) handleUPK(w http.ResponseWriter, r *http.Request, d *authDevice)
 			f.storeError(w, r, err)
 			return
 		}
-		b, err = f.s.store.ActionUPK(r.Context(), d.id, a.RolloutID, issued, func(ctx context.Context, rec *store.Device, ls auditlog.Store) error {
-			oid, err := parseOrderID(rec.OrderID)
-			if err != nil {
-				return err
-			}
-			digest := sha256.Sum256(issued)
-			_, _, err = f.s.appendLog(ctx, ls, &auditlog.Entry{Kind: auditlog.UPKIssued, Order: oid, Station: UpdateServiceStation,
-				Device: d.ident.ID, Digest: &digest})
-			return err
-		})
+		g, err := f.commitUPK(r.Context(), store.UPKGrant{DeviceID: d.id, RolloutID: a.RolloutID, UPK: issued}, d.ident.ID)
+		if err == nil {
+			err = g.Err
+		}
 		switch {
 		case errors.Is(err, store.ErrActionState):
 			writeError(w, http.StatusGone, err)
+			return
+		case errors.Is(err, store.ErrNotFound):
+			writeError(w, http.StatusNotFound, fmt.Errorf("action %s: %w to device %s", a.RolloutID, errNoAction, d.id))
 			return
 		case err != nil:
 			f.storeError(w, r, err)
 			return
 		}
+		b = g.Stored
 		if bytes.Equal(b, issued) {
 			f.s.log.InfoContext(r.Context(), "upk issued", "device", d.id, "rollout", a.RolloutID, "release", ro.Version)
 		}

@@ -71,6 +71,11 @@ func (t timedStore) ActionUPK(ctx context.Context, deviceID, rolloutID string, u
 	return t.s.ActionUPK(ctx, deviceID, rolloutID, upk, logf)
 }
 
+func (t timedStore) ActionUPKs(ctx context.Context, grants []*store.UPKGrant, logf func(context.Context, []*store.UPKGrant, auditlog.Store) error) (err error) {
+	defer func(start time.Time) { t.observe("action_upks", start, err) }(time.Now())
+	return t.s.ActionUPKs(ctx, grants, logf)
+}
+
 func (t timedStore) RecordReport(ctx context.Context, u *store.ReportUpdate) (o *store.ReportOutcome, err error) {
 	defer func(start time.Time) { t.observe("record_report", start, err) }(time.Now())
 	return t.s.RecordReport(ctx, u)

@@ -47,6 +47,16 @@ func (s *Server) appendLog(ctx context.Context, ls auditlog.Store, e *auditlog.E
 	return l.Append(ctx, e)
 }
 
+// appendLogBatch appends entries to the log held by ls as one batch (one
+// checkpoint, for the tree that ends with the last).
+func (s *Server) appendLogBatch(ctx context.Context, ls auditlog.Store, entries []*auditlog.Entry) (int64, *auditlog.Checkpoint, error) {
+	l, err := auditlog.New(auditlog.Config{Store: ls, Key: s.logKey, Origin: s.origin, Now: s.now})
+	if err != nil {
+		return 0, nil, err
+	}
+	return l.AppendBatch(ctx, entries)
+}
+
 // readLog returns the log over the store, for reading.
 func (s *Server) readLog() (*auditlog.Log, error) {
 	return auditlog.New(auditlog.Config{Store: s.store.Log(), Key: s.logKey, Origin: s.origin, Now: s.now})

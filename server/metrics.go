@@ -23,6 +23,7 @@ type metrics struct {
 	storeOps   *prometheus.HistogramVec
 	ordersLoad *prometheus.CounterVec
 	certify    *prometheus.CounterVec
+	upkBatch   prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -50,8 +51,13 @@ func newMetrics() *metrics {
 			Name: "sbm_certifications_total",
 			Help: "Device certification requests from stations, by result (ok, retry, or the refusal).",
 		}, []string{"result"}),
+		upkBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sbm_upk_commit_batch_size",
+			Help:    "UPKs stored and logged per transaction of the update service's group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 7),
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.storeOps, m.ordersLoad, m.certify,
+	m.reg.MustRegister(m.requests, m.latency, m.storeOps, m.ordersLoad, m.certify, m.upkBatch,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -88,6 +88,7 @@ type Server struct {
 	auditMu   sync.Mutex
 	lastAudit *dashboard.AuditResult
 	summaries fleetSummaries
+	fleet     *fleet // the update service (routeFleet)
 }
 
 // New returns a server. It does not listen: see Serve, Handler.

@@ -146,6 +146,22 @@ type Action struct {
 	Updated time.Time
 }
 
+// MaxUPKGrants bounds the grants of one ActionUPKs.
+const MaxUPKGrants = 256
+
+// UPKGrant is one device's UPK for its action in a rollout, for
+// ActionUPKs.
+type UPKGrant struct {
+	DeviceID  string
+	RolloutID string
+	UPK       []byte // the UPK issued for the action (not empty)
+
+	// Set by ActionUPKs:
+	Stored []byte  // the action's UPK after: UPK if this call stored it, else the one issued first
+	Device *Device // the device's order, station and log index (for the log entry)
+	Err    error   // why the grant was refused; nothing stored for it
+}
+
 // FleetState is what the service knows of a certified device in the
 // field.
 type FleetState struct {
@@ -247,6 +263,15 @@ type Fleet interface {
 	// stored (the first one issued, on every call). Errors: ErrNotFound,
 	// ErrActionState (closed action), logf's (nothing stored).
 	ActionUPK(ctx context.Context, deviceID, rolloutID string, upk []byte, logf func(ctx context.Context, d *Device, log auditlog.Store) error) ([]byte, error)
+	// ActionUPKs is ActionUPK for several actions in one transaction (the
+	// update service's group commit): each grant's action is checked and,
+	// unless it holds a UPK already, given the grant's; logf runs once,
+	// in the same transaction, with the grants that stored theirs, in
+	// order, to log them. A grant refused (ErrNotFound, ErrActionState)
+	// gets the error in its Err and does not stop the others; an error of
+	// logf or of the store aborts the whole transaction (nothing stored)
+	// and is returned. At most MaxUPKGrants grants.
+	ActionUPKs(ctx context.Context, grants []*UPKGrant, logf func(ctx context.Context, stored []*UPKGrant, log auditlog.Store) error) error
 	// RecordReport stores a verified report, if its sequence is above the
 	// device's last (ErrReportSequence), updates the fleet state, and
 	// settles the open action whose release the report's result is

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ var fleetTests = []struct {
 	{"Rollouts", testRollouts},
 	{"Actions", testActions},
 	{"ActionUPK", testActionUPK},
+	{"ActionUPKs", testActionUPKs},
 	{"Reports", testReports},
 	{"Cohorts", testCohorts},
 	{"OfferRace", testOfferRace},
@@ -405,6 +407,129 @@ func testActionUPK(t *testing.T, open func() (store.Store, error)) {
 	}
 	if rep := audit(t, s); rep.Orders[orderID("u")].UPKs != 1 {
 		t.Fatalf("audit: %+v", rep.Orders[orderID("u")])
+	}
+}
+
+// testActionUPKs: a batch stores each open action's first UPK and logs
+// exactly those in one call of logf; refused grants carry their error and
+// do not stop the others; a failing log stores nothing of the batch.
+func testActionUPKs(t *testing.T, open func() (store.Store, error)) {
+	ctx := context.Background()
+	s := mustOpen(t, open)
+	if err := s.LoadOrder(ctx, newOrder("b", 5), nil, loadedEntry("b", 5)); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 5 {
+		id := fmt.Sprintf("b-%d", i)
+		if _, err := s.Reserve(ctx, "b", id); err != nil {
+			t.Fatal(err)
+		}
+		d := &store.Device{DeviceID: id, OrderID: "b", Station: []byte{1}, Certificate: []byte("cert " + id)}
+		if err := s.Certify(ctx, d, certifiedEntry("b", d)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	startRollout(t, s, "rb", putRelease(t, s, "1.0.0"), store.FullShare, -1, false)
+	for _, id := range ids[:4] { // b-4 is offered nothing
+		if _, err := s.Offer(ctx, id, "rb"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.ActionUPK(ctx, ids[1], "rb", []byte("upk 1 first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Feedback(ctx, ids[2], "rb", store.ActionFailed); err != nil {
+		t.Fatal(err)
+	}
+	var calls int
+	var logged []string
+	logf := func(ctx context.Context, stored []*store.UPKGrant, ls auditlog.Store) error {
+		calls++
+		for _, g := range stored {
+			if g.Device == nil || g.Device.OrderID != "b" || g.Device.DeviceID != g.DeviceID {
+				return fmt.Errorf("grant of %s with device %+v", g.DeviceID, g.Device)
+			}
+			digest := sha256.Sum256(g.UPK)
+			if _, err := appendEntry(ctx, ls, &auditlog.Entry{Kind: auditlog.UPKIssued, Order: orderID("b"), Station: make([]byte, 32), Device: []byte(g.DeviceID), Digest: &digest}); err != nil {
+				return err
+			}
+			logged = append(logged, g.DeviceID)
+		}
+		return nil
+	}
+	size := func() int64 {
+		n, err := s.Log().Size(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	batch := func() []*store.UPKGrant {
+		return []*store.UPKGrant{
+			{DeviceID: ids[0], RolloutID: "rb", UPK: []byte("upk 0")},
+			{DeviceID: ids[1], RolloutID: "rb", UPK: []byte("upk 1 again")}, // has one
+			{DeviceID: ids[2], RolloutID: "rb", UPK: []byte("upk 2")},       // failed action
+			{DeviceID: ids[3], RolloutID: "rb", UPK: []byte("upk 3")},
+			{DeviceID: ids[3], RolloutID: "rb", UPK: []byte("upk 3 twice")}, // the same action again
+			{DeviceID: ids[4], RolloutID: "rb", UPK: []byte("upk 4")},       // no action
+		}
+	}
+	before := size()
+	boom := errors.New("boom")
+	failing := batch()
+	err := s.ActionUPKs(ctx, failing, func(ctx context.Context, stored []*store.UPKGrant, ls auditlog.Store) error {
+		if err := logf(ctx, stored, ls); err != nil {
+			return err
+		}
+		return boom
+	})
+	wantErr(t, "batch with a failing log", err, boom)
+	for _, g := range failing {
+		if g.Stored != nil {
+			t.Fatalf("failed batch: grant of %s says stored %q", g.DeviceID, g.Stored)
+		}
+	}
+	if acts, _ := s.DeviceActions(ctx, ids[0]); acts[0].UPK != nil || size() != before {
+		t.Fatalf("a failed batch left %q, log %d → %d", acts[0].UPK, before, size())
+	}
+	calls, logged = 0, nil
+	gs := batch()
+	if err := s.ActionUPKs(ctx, gs, logf); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		stored string
+		err    error
+	}{{"upk 0", nil}, {"upk 1 first", nil}, {"", store.ErrActionState}, {"upk 3", nil}, {"upk 3", nil}, {"", store.ErrNotFound}}
+	for i, g := range gs {
+		if string(g.Stored) != want[i].stored || !errors.Is(g.Err, want[i].err) || (want[i].err == nil) != (g.Err == nil) {
+			t.Errorf("grant %d (%s): stored %q, err %v; want %q, %v", i, g.DeviceID, g.Stored, g.Err, want[i].stored, want[i].err)
+		}
+	}
+	if calls != 1 || !slices.Equal(logged, []string{ids[0], ids[3]}) || size() != before+2 {
+		t.Fatalf("logf called %d times, logged %v, log %d → %d", calls, logged, before, size())
+	}
+	for i, wantUPK := range []string{"upk 0", "upk 1 first", "", "upk 3"} {
+		acts, err := s.DeviceActions(ctx, ids[i])
+		if err != nil || string(acts[0].UPK) != wantUPK {
+			t.Fatalf("action of %s: %+v, %v; want UPK %q", ids[i], acts, err, wantUPK)
+		}
+	}
+	calls = 0
+	again := batch()
+	if err := s.ActionUPKs(ctx, again, logf); err != nil || calls != 0 || size() != before+2 || string(again[0].Stored) != "upk 0" {
+		t.Fatalf("repeated batch: %v, logf called %d times, log %d → %d, %q", err, calls, before, size(), again[0].Stored)
+	}
+	if err := s.ActionUPKs(ctx, []*store.UPKGrant{{DeviceID: ids[0], RolloutID: "rb"}}, logf); err == nil {
+		t.Fatal("a grant without a UPK accepted")
+	}
+	if err := s.ActionUPKs(ctx, make([]*store.UPKGrant, store.MaxUPKGrants+1), logf); err == nil {
+		t.Fatal("an oversized batch accepted")
+	}
+	if rep := audit(t, s); rep.Orders[orderID("b")].UPKs != 2 { // the first UPK of b-1 was stored unlogged
+		t.Fatalf("audit: %+v", rep.Orders[orderID("b")])
 	}
 }
 

@@ -50,6 +50,20 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// stmt returns query prepared for q: the store's prepared statement, on
+// the transaction's connection when q is a transaction (database/sql
+// prepares it once per connection and keeps it).
+func (s *Store) stmt(ctx context.Context, q querier, query string) (*sql.Stmt, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if tx, ok := q.(*sql.Tx); ok {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return st, nil
+}
+
 // ensureFleet creates the fleet row of a certified device if it has none.
 func (s *Store) ensureFleet(ctx context.Context, q querier, deviceID string) error {
 	_, err := q.ExecContext(ctx, s.q(`INSERT INTO fleet (device_id) SELECT device_id FROM devices WHERE device_id = ?
@@ -233,7 +247,11 @@ func (s *Store) rolloutTx(ctx context.Context, q querier, id string, lock bool) 
 	if lock {
 		query += ` FOR UPDATE`
 	}
-	ro, err := scanRollout(q.QueryRowContext(ctx, s.q(query), id))
+	st, err := s.stmt(ctx, q, query)
+	if err != nil {
+		return nil, err
+	}
+	ro, err := scanRollout(st.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("rollout %s: %w", id, store.ErrNotFound)
 	}
@@ -512,46 +530,174 @@ func (s *Store) Feedback(ctx context.Context, deviceID, rolloutID string, state 
 	return out, err
 }
 
-// ActionUPK implements store.Store.
+// ActionUPK implements store.Store: ActionUPKs of one grant.
 func (s *Store) ActionUPK(ctx context.Context, deviceID, rolloutID string, upk []byte, logf func(context.Context, *store.Device, auditlog.Store) error) ([]byte, error) {
-	if len(upk) == 0 {
-		return nil, fmt.Errorf("%s: action UPK: empty UPK", s.d.Name)
+	g := &store.UPKGrant{DeviceID: deviceID, RolloutID: rolloutID, UPK: upk}
+	var batchf func(context.Context, []*store.UPKGrant, auditlog.Store) error
+	if logf != nil {
+		batchf = func(ctx context.Context, stored []*store.UPKGrant, ls auditlog.Store) error {
+			return logf(ctx, stored[0].Device, ls)
+		}
 	}
-	var out []byte
+	if err := s.ActionUPKs(ctx, []*store.UPKGrant{g}, batchf); err != nil {
+		return nil, err
+	}
+	return g.Stored, g.Err
+}
+
+// padArgs pads the values of an IN list to a power of two by repeating
+// the last, so that a batch's queries take one of a few forms, each
+// prepared once.
+func padArgs(args []any) []any {
+	n := 1
+	for n < len(args) {
+		n *= 2
+	}
+	for len(args) < n {
+		args = append(args, args[len(args)-1])
+	}
+	return args
+}
+
+// actionUPKState is an action as ActionUPKs reads it.
+type actionUPKState struct {
+	state store.ActionState
+	upk   []byte
+}
+
+// ActionUPKs implements store.Store. The transaction reads the grants'
+// actions (locked), rollouts and devices with one query each, whatever
+// the number of grants, then stores each UPK.
+func (s *Store) ActionUPKs(ctx context.Context, grants []*store.UPKGrant, logf func(context.Context, []*store.UPKGrant, auditlog.Store) error) error {
+	if len(grants) > store.MaxUPKGrants {
+		return fmt.Errorf("%s: action upks: %d grants, at most %d", s.d.Name, len(grants), store.MaxUPKGrants)
+	}
+	for _, g := range grants {
+		if len(g.UPK) == 0 {
+			return fmt.Errorf("%s: action upk: empty UPK for device %s", s.d.Name, g.DeviceID)
+		}
+		g.Stored, g.Device, g.Err = nil, nil, nil
+	}
+	if len(grants) == 0 {
+		return nil
+	}
 	err := s.inTx(ctx, "action upk", func(tx *sql.Tx) error {
-		a, err := s.actionTx(ctx, tx, deviceID, rolloutID, true)
+		type key struct{ device, rollout string }
+		actions := make(map[key]*actionUPKState, len(grants))
+		// The grants' devices' actions in the grants' rollouts (a few
+		// more rows than the grants, found by the primary key's prefix;
+		// a row-value IN is not indexed by every engine).
+		devArgs := make([]any, 0, len(grants))
+		var rolloutArgs []any
+		seenRollout := map[string]bool{}
+		for _, g := range grants {
+			devArgs = append(devArgs, g.DeviceID)
+			if !seenRollout[g.RolloutID] {
+				seenRollout[g.RolloutID] = true
+				rolloutArgs = append(rolloutArgs, g.RolloutID)
+			}
+		}
+		devArgs, rolloutArgs = padArgs(devArgs), padArgs(rolloutArgs)
+		in := func(n int) string { return `(?` + strings.Repeat(`, ?`, n-1) + `)` }
+		st, err := s.stmt(ctx, tx, `SELECT device_id, rollout_id, state, upk FROM actions
+			WHERE device_id IN `+in(len(devArgs))+` AND rollout_id IN `+in(len(rolloutArgs))+` FOR UPDATE`)
 		if err != nil {
 			return err
 		}
-		if a.UPK != nil {
-			out = a.UPK
-			return nil
-		}
-		ro, err := s.rolloutTx(ctx, tx, rolloutID, false)
+		rows, err := st.QueryContext(ctx, append(devArgs, rolloutArgs...)...)
 		if err != nil {
-			return err
-		}
-		if !a.State.Open() || ro.State == store.RolloutAborted {
-			return fmt.Errorf("action of device %s in rollout %s is %s (rollout %s): %w", deviceID, rolloutID, a.State, ro.State, store.ErrActionState)
-		}
-		d := &store.Device{DeviceID: deviceID}
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT order_id, station, log_index FROM devices WHERE device_id = ?`), deviceID).
-			Scan(&d.OrderID, &d.Station, &d.LogIndex); err != nil {
 			return s.errorf("action upk", err)
 		}
+		defer rows.Close()
+		for rows.Next() {
+			var k key
+			var a actionUPKState
+			var state string
+			if err := rows.Scan(&k.device, &k.rollout, &state, &a.upk); err != nil {
+				return s.errorf("action upk", err)
+			}
+			a.state, a.upk = store.ActionState(state), nonEmpty(a.upk)
+			actions[k] = &a
+		}
+		if err := rows.Err(); err != nil {
+			return s.errorf("action upk", err)
+		}
+		rows.Close()
+		devices := make(map[string]*store.Device, len(grants))
+		if st, err = s.stmt(ctx, tx, `SELECT device_id, order_id, station, log_index FROM devices WHERE device_id IN `+in(len(devArgs))); err != nil {
+			return err
+		}
+		rows, err = st.QueryContext(ctx, devArgs...)
+		if err != nil {
+			return s.errorf("action upk", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d := &store.Device{}
+			if err := rows.Scan(&d.DeviceID, &d.OrderID, &d.Station, &d.LogIndex); err != nil {
+				return s.errorf("action upk", err)
+			}
+			devices[d.DeviceID] = d
+		}
+		if err := rows.Err(); err != nil {
+			return s.errorf("action upk", err)
+		}
+		rows.Close()
+		rollouts := map[string]*store.Rollout{}
+		var stored []*store.UPKGrant
+		for _, g := range grants {
+			a := actions[key{g.DeviceID, g.RolloutID}]
+			if a == nil {
+				g.Err = fmt.Errorf("action of device %s in rollout %s: %w", g.DeviceID, g.RolloutID, store.ErrNotFound)
+				continue
+			}
+			if a.upk != nil {
+				g.Stored = a.upk
+				continue
+			}
+			ro := rollouts[g.RolloutID]
+			if ro == nil {
+				if ro, err = s.rolloutTx(ctx, tx, g.RolloutID, false); err != nil {
+					return err
+				}
+				rollouts[g.RolloutID] = ro
+			}
+			if !a.state.Open() || ro.State == store.RolloutAborted {
+				g.Err = fmt.Errorf("action of device %s in rollout %s is %s (rollout %s): %w", g.DeviceID, g.RolloutID, a.state, ro.State, store.ErrActionState)
+				continue
+			}
+			if g.Device = devices[g.DeviceID]; g.Device == nil {
+				return fmt.Errorf("%s: action upk: device %s of an action has no record", s.d.Name, g.DeviceID)
+			}
+			g.Device.Station = nonEmpty(g.Device.Station)
+			a.upk, g.Stored = g.UPK, g.UPK // a grant repeated in the batch gets this one
+			stored = append(stored, g)
+		}
+		if len(stored) == 0 {
+			return nil
+		}
 		if logf != nil {
-			if err := logf(ctx, d, s.txLog(tx)); err != nil {
+			if err := logf(ctx, stored, s.txLog(tx)); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE actions SET upk = ?, updated = ? WHERE device_id = ? AND rollout_id = ?`),
-			upk, s.now().UnixNano(), deviceID, rolloutID); err != nil {
-			return s.errorf("action upk", err)
+		now := s.now().UnixNano()
+		if st, err = s.stmt(ctx, tx, `UPDATE actions SET upk = ?, updated = ? WHERE device_id = ? AND rollout_id = ?`); err != nil {
+			return err
 		}
-		out = upk
+		for _, g := range stored {
+			if _, err := st.ExecContext(ctx, g.UPK, now, g.DeviceID, g.RolloutID); err != nil {
+				return s.errorf("action upk", err)
+			}
+		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		for _, g := range grants {
+			g.Stored, g.Device, g.Err = nil, nil, nil
+		}
+	}
+	return err
 }
 
 // RecordReport implements store.Store.
