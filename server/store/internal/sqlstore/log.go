@@ -41,8 +41,12 @@ func (l *logStore) Size(ctx context.Context) (int64, error) {
 	if l.inTx {
 		query += ` FOR UPDATE`
 	}
+	st, err := l.s.stmt(ctx, l.q, query)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := l.q.QueryRowContext(ctx, l.s.q(query)).Scan(&n); err != nil {
+	if err := st.QueryRowContext(ctx).Scan(&n); err != nil {
 		return 0, l.s.errorf("log size", err)
 	}
 	return n, nil
@@ -100,11 +104,20 @@ func (l *logStore) AppendRecords(ctx context.Context, index int64, recs []auditl
 	if err := l.insertRows(ctx, `INSERT INTO log_hashes (idx, hash) VALUES `, `(?, ?)`, 2, args); err != nil {
 		return err
 	}
-	if _, err := l.q.ExecContext(ctx, l.s.q(`UPDATE log_head SET size = ? WHERE id = 1`), end); err != nil {
+	st, err := l.s.stmt(ctx, l.q, `UPDATE log_head SET size = ? WHERE id = 1`)
+	if err != nil {
+		return err
+	}
+	if _, err := st.ExecContext(ctx, end); err != nil {
 		return l.s.errorf("log append", err)
 	}
 	return nil
 }
+
+// maxPreparedRows bounds the INSERTs that are prepared once and kept: a
+// small batch's, of at most this many forms per table and connection;
+// larger ones are parsed each time (their parsing is shared by more rows).
+const maxPreparedRows = 32
 
 // insertRows executes prefix followed by one row per width arguments of
 // args, in statements of at most maxParams parameters.
@@ -114,7 +127,17 @@ func (l *logStore) insertRows(ctx context.Context, prefix, row string, width int
 		chunk := args[:min(per, len(args))]
 		args = args[len(chunk):]
 		query := prefix + row + strings.Repeat(", "+row, len(chunk)/width-1)
-		if _, err := l.q.ExecContext(ctx, l.s.q(query), chunk...); err != nil {
+		var err error
+		if rows := len(chunk) / width; rows <= maxPreparedRows {
+			var st *sql.Stmt
+			if st, err = l.s.stmt(ctx, l.q, query); err != nil {
+				return err
+			}
+			_, err = st.ExecContext(ctx, chunk...)
+		} else {
+			_, err = l.q.ExecContext(ctx, l.s.q(query), chunk...)
+		}
+		if err != nil {
 			return l.s.errorf("log append", err)
 		}
 	}
@@ -162,8 +185,12 @@ func (l *logStore) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 	for i, x := range indexes {
 		args[i] = x
 	}
-	query := `SELECT idx, hash FROM log_hashes WHERE idx IN (?` + strings.Repeat(`, ?`, len(indexes)-1) + `)`
-	rows, err := l.q.QueryContext(ctx, l.s.q(query), args...)
+	args = padArgs(args) // a few forms, each prepared once
+	st, err := l.s.stmt(ctx, l.q, `SELECT idx, hash FROM log_hashes WHERE idx IN (?`+strings.Repeat(`, ?`, len(args)-1)+`)`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, l.s.errorf("log hashes", err)
 	}
