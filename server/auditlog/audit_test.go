@@ -72,30 +72,8 @@ func TestAuditTampering(t *testing.T) {
 
 	forged := mustMarshal(t, &Entry{Kind: CertificateIssued, Time: epoch, Order: orderID("a"), Station: station1[:], Device: deviceID(99), Digest: digest("cert"), Count: 3})
 
-	renumber := func(rs [][]byte) [][]byte {
-		var out [][]byte
-		i := int64(0)
-		for _, r := range rs {
-			if r[1] == recordEntry {
-				f, err := decodeExport(join(header, [][]byte{r}))
-				if err != nil {
-					t.Fatal(err)
-				}
-				r = entryRecord(i, f.entries[0].data)
-				i++
-			}
-			out = append(out, r)
-		}
-		return out
-	}
-	modified := func(i int64) []byte {
-		e, err := ParseEntry(entry(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Device = deviceID(1000)
-		return entryRecord(i, mustMarshal(t, e))
-	}
+	renumber := func(rs [][]byte) [][]byte { return renumbered(t, header, rs) }
+	modified := func(i int64) []byte { return modifiedRecord(t, i, entry(i)) }
 
 	for _, tc := range []struct {
 		name      string

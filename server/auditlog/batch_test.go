@@ -143,30 +143,8 @@ func TestAuditBatchTampering(t *testing.T) {
 	entry := func(i int64) []byte { b, _ := l.Entry(ctx, i); return b }
 	latest, _ := l.Latest(ctx)
 	at := func(i int64) int { return entryAt(t, recs, i) }
-	renumber := func(rs [][]byte) [][]byte {
-		var out [][]byte
-		i := int64(0)
-		for _, r := range rs {
-			if r[1] == recordEntry {
-				f, err := decodeExport(join(header, [][]byte{r}))
-				if err != nil {
-					t.Fatal(err)
-				}
-				r = entryRecord(i, f.entries[0].data)
-				i++
-			}
-			out = append(out, r)
-		}
-		return out
-	}
-	modified := func(i int64) []byte {
-		e, err := ParseEntry(entry(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Device = deviceID(1000)
-		return entryRecord(i, mustMarshal(t, e))
-	}
+	renumber := func(rs [][]byte) [][]byte { return renumbered(t, header, rs) }
+	modified := func(i int64) []byte { return modifiedRecord(t, i, entry(i)) }
 	forged := mustMarshal(t, &Entry{Kind: UnitSpoiled, Time: epoch, Order: orderID("a"), Station: station1[:], Count: 2})
 	del := func(i int64) [][]byte { return slices.Delete(slices.Clone(recs), at(i), at(i)+1) }
 	ins := func(before int64, claim int64) [][]byte {

@@ -142,6 +142,38 @@ func join(header []byte, recs [][]byte) []byte {
 // entryRecord returns the export record of entry index i with encoding e.
 func entryRecord(i int64, e []byte) []byte { return appendEntryRecord(nil, i, e) }
 
+// renumbered gives the entry records of rs the indexes of their positions
+// (a tamperer hiding a deletion or insertion).
+func renumbered(t testing.TB, header []byte, rs [][]byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	i := int64(0)
+	for _, r := range rs {
+		if r[1] == recordEntry {
+			f, err := decodeExport(join(header, [][]byte{r}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = entryRecord(i, f.entries[0].data)
+			i++
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// modifiedRecord is the entry record of entry (at index i) naming another
+// device.
+func modifiedRecord(t testing.TB, i int64, entry []byte) []byte {
+	t.Helper()
+	e, err := ParseEntry(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Device = deviceID(1000)
+	return entryRecord(i, mustMarshal(t, e))
+}
+
 func mustMarshal(t testing.TB, e *Entry) []byte {
 	t.Helper()
 	b, err := e.MarshalBinary()
