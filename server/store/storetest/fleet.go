@@ -323,26 +323,35 @@ func testActions(t *testing.T, open func() (store.Store, error)) {
 	}
 }
 
+// loggedDevices loads an order of n devices and certifies them, each with
+// its log entries, as "name-0", "name-1", …
+func loggedDevices(t *testing.T, s store.Store, name string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.LoadOrder(ctx, newOrder(name, int64(n)), nil, loadedEntry(name, int64(n))); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", name, i)
+		if _, err := s.Reserve(ctx, name, id); err != nil {
+			t.Fatal(err)
+		}
+		d := &store.Device{DeviceID: id, OrderID: name, Station: []byte{1}, Certificate: []byte("cert " + id)}
+		if err := s.Certify(ctx, d, certifiedEntry(name, d)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // testActionUPK: the first UPK stored is the one returned ever after; a
 // failing log stores nothing; closed actions get none.
 func testActionUPK(t *testing.T, open func() (store.Store, error)) {
 	ctx := context.Background()
 	s := mustOpen(t, open)
-	if err := s.LoadOrder(ctx, newOrder("u", 3), nil, loadedEntry("u", 3)); err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for i := range 3 {
-		id := fmt.Sprintf("u-%d", i)
-		if _, err := s.Reserve(ctx, "u", id); err != nil {
-			t.Fatal(err)
-		}
-		d := &store.Device{DeviceID: id, OrderID: "u", Station: []byte{1}, Certificate: []byte("cert " + id)}
-		if err := s.Certify(ctx, d, certifiedEntry("u", d)); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
+	ids := loggedDevices(t, s, "u", 3)
 	startRollout(t, s, "ru", putRelease(t, s, "1.0.0"), store.FullShare, -1, false)
 	for _, id := range ids {
 		if _, err := s.Offer(ctx, id, "ru"); err != nil {
@@ -416,21 +425,7 @@ func testActionUPK(t *testing.T, open func() (store.Store, error)) {
 func testActionUPKs(t *testing.T, open func() (store.Store, error)) {
 	ctx := context.Background()
 	s := mustOpen(t, open)
-	if err := s.LoadOrder(ctx, newOrder("b", 5), nil, loadedEntry("b", 5)); err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for i := range 5 {
-		id := fmt.Sprintf("b-%d", i)
-		if _, err := s.Reserve(ctx, "b", id); err != nil {
-			t.Fatal(err)
-		}
-		d := &store.Device{DeviceID: id, OrderID: "b", Station: []byte{1}, Certificate: []byte("cert " + id)}
-		if err := s.Certify(ctx, d, certifiedEntry("b", d)); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
+	ids := loggedDevices(t, s, "b", 5)
 	startRollout(t, s, "rb", putRelease(t, s, "1.0.0"), store.FullShare, -1, false)
 	for _, id := range ids[:4] { // b-4 is offered nothing
 		if _, err := s.Offer(ctx, id, "rb"); err != nil {
