@@ -48,6 +48,7 @@ import (
 
 	"github.com/sbm-project/sbm/attest/report"
 	"github.com/sbm-project/sbm/attest/verifier"
+	"github.com/sbm-project/sbm/server/auditlog"
 	"github.com/sbm-project/sbm/server/store"
 	"github.com/sbm-project/sbm/trust"
 	"github.com/sbm-project/sbm/upk"
@@ -1014,7 +1015,19 @@ func (f *fleet) handleFleet(w http.ResponseWriter, r *http.Request) {
 
 func (f *fleet) handleRevokeDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := f.s.store.RevokeDevice(r.Context(), id); err != nil {
+	logged := false
+	err := f.s.store.RevokeDevice(r.Context(), id, func(ctx context.Context, d *store.Device, ls auditlog.Store) error {
+		e, err := revocationEntry(d)
+		if err != nil {
+			return err
+		}
+		if _, _, err := f.s.appendLog(ctx, ls, e); err != nil {
+			return err
+		}
+		logged = true
+		return nil
+	})
+	if err != nil {
 		f.storeError(w, r, err)
 		return
 	}
@@ -1023,6 +1036,23 @@ func (f *fleet) handleRevokeDevice(w http.ResponseWriter, r *http.Request) {
 		f.storeError(w, r, err)
 		return
 	}
-	f.s.log.WarnContext(r.Context(), "device revoked", "device", id)
+	if logged {
+		f.s.log.WarnContext(r.Context(), "device revoked", "device", id)
+	}
 	writeJSON(w, http.StatusOK, fleetDevice(st))
+}
+
+// revocationEntry is the device-revoked log entry of a device: its order,
+// its ID and the SHA-256 of its certificate.
+func revocationEntry(d *store.Device) (*auditlog.Entry, error) {
+	oid, err := parseOrderID(d.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := hex.DecodeString(d.DeviceID)
+	if err != nil {
+		return nil, fmt.Errorf("device ID %q: %w", d.DeviceID, err)
+	}
+	digest := sha256.Sum256(d.Certificate)
+	return &auditlog.Entry{Kind: auditlog.DeviceRevoked, Order: oid, Device: dev, Digest: &digest}, nil
 }

@@ -26,9 +26,9 @@ func (t timedStore) FleetList(ctx context.Context, after string, limit int) (l [
 	return t.s.FleetList(ctx, after, limit)
 }
 
-func (t timedStore) RevokeDevice(ctx context.Context, id string) (err error) {
+func (t timedStore) RevokeDevice(ctx context.Context, id string, logf func(context.Context, *store.Device, auditlog.Store) error) (err error) {
 	defer func(start time.Time) { t.observe("revoke_device", start, err) }(time.Now())
-	return t.s.RevokeDevice(ctx, id)
+	return t.s.RevokeDevice(ctx, id, logf)
 }
 
 func (t timedStore) CreateRollout(ctx context.Context, r *store.Rollout) (err error) {

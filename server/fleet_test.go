@@ -361,8 +361,22 @@ func TestFleetRefusals(t *testing.T) {
 			a, b, revoked := devs[0], devs[1], devs[2]
 			rel := publish(t, f, "2.0.0", 2)
 			ro := f.startRollout(t, rel, 100, "", "")
-			if _, err := f.operator(t).RevokeDevice(ctx, revoked.hexID()); err != nil {
-				t.Fatal(err)
+			logBefore := f.auditLog(t).Size
+			for range 2 { // the second is a no-op: one log entry
+				if d, err := f.operator(t).RevokeDevice(ctx, revoked.hexID()); err != nil || !d.Revoked {
+					t.Fatalf("revoke: %+v, %v", d, err)
+				}
+			}
+			if _, err := f.operator(t).RevokeDevice(ctx, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"); err == nil || !strings.Contains(err.Error(), "(404)") {
+				t.Fatalf("revoke of an unknown device: %v", err)
+			}
+			rep := f.auditLog(t)
+			var revokedCount uint64
+			for _, o := range rep.Orders {
+				revokedCount += o.DevicesRevoked
+			}
+			if at, ok := rep.RevokedDevices[revoked.hexID()]; rep.Size != logBefore+1 || revokedCount != 1 || !ok || at != logBefore {
+				t.Fatalf("after the revocations: log %d → %d, %d revoked, %v", logBefore, rep.Size, revokedCount, rep.RevokedDevices)
 			}
 			// a has an action; b has none yet.
 			if link := f.poll(t, a); !strings.HasSuffix(link, "/deploymentBase/"+ro.ID) {

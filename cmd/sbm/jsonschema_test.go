@@ -304,6 +304,7 @@ var jsonSchema = []schemaField{
 	{"orders[].spoiled", "integer", cmds(cAudit), false},
 	{"orders[].remaining", "integer", cmds(cAudit), false},
 	{"orders[].upks", "integer", cmds(cAudit), false},
+	{"orders[].devices_revoked", "integer", cmds(cAudit), false},
 	{"synced", "integer|null", cmds(cAudit), false},
 	{"latest_checkpoint", "string|null", cmds(cAudit), false},
 	{"error", "object|null", cmds(cAudit), false},

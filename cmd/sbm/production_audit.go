@@ -52,6 +52,9 @@ type auditOrderJSON struct {
 	Spoiled   uint64 `json:"spoiled"`
 	UPKs      uint64 `json:"upks"`
 	Remaining uint64 `json:"remaining"`
+	// DevicesRevoked counts the order's devices the log revokes (the
+	// update service refuses them).
+	DevicesRevoked uint64 `json:"devices_revoked"`
 }
 
 // auditProblemJSON is the problem found: Kind is null if it is not one of
@@ -183,7 +186,7 @@ audit fails.`,
 						state = "revoked"
 					}
 					out.Orders = append(out.Orders, auditOrderJSON{ID: id.String(), State: state, Count: o.Quota, Certified: o.Certified,
-						Spoiled: o.Spoiled, UPKs: o.UPKs, Remaining: o.Remaining()})
+						Spoiled: o.Spoiled, UPKs: o.UPKs, Remaining: o.Remaining(), DevicesRevoked: o.DevicesRevoked})
 				}
 				sort.Slice(out.Orders, func(i, j int) bool { return out.Orders[i].ID < out.Orders[j].ID })
 			}
@@ -231,8 +234,8 @@ audit fails.`,
 				if o.State == "revoked" {
 					state = " (revoked)"
 				}
-				fmt.Fprintf(cio.stdout, "order %s%s: quota %d, certified %d, spoiled %d, remaining %d, UPKs %d\n",
-					o.ID, state, o.Count, o.Certified, o.Spoiled, o.Remaining, o.UPKs)
+				fmt.Fprintf(cio.stdout, "order %s%s: quota %d, certified %d, spoiled %d, remaining %d, UPKs %d, devices revoked %d\n",
+					o.ID, state, o.Count, o.Certified, o.Spoiled, o.Remaining, o.UPKs, o.DevicesRevoked)
 			}
 			if sync {
 				fmt.Fprintf(cio.stdout, "production records: %d added\n", *out.Synced)

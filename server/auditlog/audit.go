@@ -48,8 +48,9 @@ var (
 	// revoked, an order loaded twice or with a quota other than the
 	// auditor's.
 	ErrOrder = errors.New("auditlog: order life cycle broken")
-	// ErrDevice means a device certified twice, or a UPK for a device the
-	// order did not certify.
+	// ErrDevice means a device certified twice, a UPK for a device the
+	// order did not certify, or a revocation of a device the order did
+	// not certify (or already revoked, or naming another certificate).
 	ErrDevice = errors.New("auditlog: device rule broken")
 )
 
@@ -109,6 +110,9 @@ type Report struct {
 	// CertificateDigests maps each certified device ID (hex) to the
 	// SHA-256 of its certificate, as its entry names it.
 	CertificateDigests map[string][32]byte
+	// RevokedDevices maps each revoked device ID (hex) to the index of its
+	// device-revoked entry.
+	RevokedDevices map[string]int64
 }
 
 // OrderReport is what the log records for one order.
@@ -125,6 +129,9 @@ type OrderReport struct {
 	Spoiled uint64
 	// UPKs counts upk-issued entries.
 	UPKs uint64
+	// DevicesRevoked counts device-revoked entries: devices of the order
+	// the update service refuses.
+	DevicesRevoked uint64
 }
 
 // Remaining returns the units of the quota neither certified nor spoiled.
@@ -420,6 +427,7 @@ func (a *Auditor) checkEntries(entries []exportEntry, rep *Report) error {
 	rep.Orders = make(map[OrderID]*OrderReport)
 	rep.Devices = make(map[string]int64)
 	rep.CertificateDigests = make(map[string][32]byte)
+	rep.RevokedDevices = make(map[string]int64)
 	for id, q := range a.Orders {
 		rep.Orders[id] = &OrderReport{Quota: q, Loaded: -1, Revoked: -1}
 	}
@@ -458,7 +466,9 @@ func (a *Auditor) checkEntries(entries []exportEntry, rep *Report) error {
 		if o == nil || o.Loaded < 0 {
 			return fail(ErrOrder, "the order was not loaded")
 		}
-		if o.Revoked >= 0 {
+		// A revoked order issues nothing more; its devices may still be
+		// revoked.
+		if o.Revoked >= 0 && e.Kind != DeviceRevoked {
 			return fail(ErrOrder, "the order was revoked at entry %d", o.Revoked)
 		}
 		dk := deviceKey{e.Order, string(e.Device)}
@@ -493,6 +503,20 @@ func (a *Auditor) checkEntries(entries []exportEntry, rep *Report) error {
 				return fail(ErrOverQuota, "spoiled unit %d with %d certified, quota %d", e.Count, o.Certified, o.Quota)
 			}
 			o.Spoiled++
+		case DeviceRevoked:
+			devHex := hex.EncodeToString(e.Device)
+			if !certified[dk] {
+				return fail(ErrDevice, "revocation of device %s, which the order did not certify", devHex)
+			}
+			if at, ok := rep.RevokedDevices[devHex]; ok {
+				return fail(ErrDevice, "device %s already revoked at entry %d", devHex, at)
+			}
+			if cert := rep.CertificateDigests[devHex]; e.Digest != nil && *e.Digest != cert {
+				return fail(ErrDevice, "revocation of device %s names certificate %x, the log certified %x",
+					devHex, e.Digest[:8], cert[:8])
+			}
+			rep.RevokedDevices[devHex] = i
+			o.DevicesRevoked++
 		}
 	}
 	return nil

@@ -173,6 +173,9 @@ func TestAuditRules(t *testing.T) {
 		return &Entry{Kind: UnitSpoiled, Time: t0, Order: o, Station: station1[:], Count: count}
 	}
 	revoke := &Entry{Kind: OrderRevoked, Time: t0, Order: a}
+	devRevoke := func(o OrderID, dev int, d *[32]byte) *Entry {
+		return &Entry{Kind: DeviceRevoked, Time: t0, Order: o, Device: deviceID(dev), Digest: d}
+	}
 	quotas := map[OrderID]uint64{a: 3, b: 2}
 	for _, tc := range []struct {
 		name  string
@@ -191,6 +194,14 @@ func TestAuditRules(t *testing.T) {
 		{"device certified in two orders", []*Entry{load(a, 3), load(b, 2), cert(a, 1, 1), cert(b, 1, 1)}, ErrDevice, 3},
 		{"UPK without certificate", []*Entry{load(a, 3), cert(a, 1, 1), upk(a, 2)}, ErrDevice, 2},
 		{"UPK under another order", []*Entry{load(a, 3), load(b, 2), cert(a, 1, 1), upk(b, 1)}, ErrDevice, 3},
+		{"device revoked", []*Entry{load(a, 3), cert(a, 1, 1), cert(a, 2, 2), devRevoke(a, 1, digest("cert")), devRevoke(a, 2, nil)}, nil, 0},
+		{"device revoked after its order", []*Entry{load(a, 3), cert(a, 1, 1), revoke, devRevoke(a, 1, nil)}, nil, 0},
+		{"revocation of a device never certified", []*Entry{load(a, 3), cert(a, 1, 1), devRevoke(a, 2, nil)}, ErrDevice, 2},
+		{"revocation before the certificate", []*Entry{load(a, 3), devRevoke(a, 1, nil), cert(a, 1, 1)}, ErrDevice, 1},
+		{"revocation under another order", []*Entry{load(a, 3), load(b, 2), cert(a, 1, 1), devRevoke(b, 1, nil)}, ErrDevice, 3},
+		{"device revoked twice", []*Entry{load(a, 3), cert(a, 1, 1), devRevoke(a, 1, nil), devRevoke(a, 1, nil)}, ErrDevice, 3},
+		{"revocation of another certificate", []*Entry{load(a, 3), cert(a, 1, 1), devRevoke(a, 1, digest("clone"))}, ErrDevice, 2},
+		{"revocation of an unloaded order", []*Entry{devRevoke(a, 1, nil)}, ErrOrder, 0},
 		{"unknown order", []*Entry{load(orderID("c"), 3)}, ErrOrder, 0},
 		{"quota differs", []*Entry{load(a, 4)}, ErrOrder, 0},
 		{"not loaded", []*Entry{cert(a, 1, 1)}, ErrOrder, 0},
@@ -205,10 +216,21 @@ func TestAuditRules(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				var revoked uint64
 				for id, o := range rep.Orders {
 					if o.Certified+o.Spoiled > o.Quota {
 						t.Errorf("order %v: %+v", id, o)
 					}
+					revoked += o.DevicesRevoked
+				}
+				var want uint64
+				for _, e := range tc.es {
+					if e.Kind == DeviceRevoked {
+						want++
+					}
+				}
+				if revoked != want || len(rep.RevokedDevices) != int(want) {
+					t.Errorf("%d devices revoked, %d in the report's map, want %d", revoked, len(rep.RevokedDevices), want)
 				}
 				return
 			}

@@ -29,6 +29,11 @@ const (
 	UPKIssued Kind = 4
 	// UnitSpoiled records a unit of an order's quota lost to a fault.
 	UnitSpoiled Kind = 5
+	// DeviceRevoked records a certified device revoked by the update
+	// service: it is refused on the device API from then on.
+	DeviceRevoked Kind = 6
+
+	lastKind = DeviceRevoked
 )
 
 var kindNames = [...]string{
@@ -37,6 +42,7 @@ var kindNames = [...]string{
 	CertificateIssued: "certificate-issued",
 	UPKIssued:         "upk-issued",
 	UnitSpoiled:       "unit-spoiled",
+	DeviceRevoked:     "device-revoked",
 }
 
 // String returns the kind's name in the spec, such as "certificate-issued".
@@ -66,13 +72,13 @@ type Entry struct {
 	// Station identifies the station (by convention SHA-256 of its
 	// certificate); for certificate-issued, upk-issued and unit-spoiled.
 	Station []byte
-	// Device is the device's unique ID: for certificate-issued and
-	// upk-issued, optionally for unit-spoiled.
+	// Device is the device's unique ID: for certificate-issued,
+	// upk-issued and device-revoked, optionally for unit-spoiled.
 	Device []byte
 	// Digest is SHA-256 of the artefact: the signed order, its COSE_Sign1
 	// bytes (order-loaded; optionally order-revoked: the revocation
-	// request), the certificate's DER (certificate-issued) or the UPK
-	// (upk-issued).
+	// request), the certificate's DER (certificate-issued; optionally
+	// device-revoked: the certificate revoked) or the UPK (upk-issued).
 	Digest *[32]byte
 	// Count is the order's running count after this event: certificates
 	// issued (certificate-issued) or units spoiled (unit-spoiled), from 1.
@@ -105,6 +111,7 @@ var fieldRules = [...]fieldRule{
 	CertificateIssued: {base | 1<<keyStation | 1<<keyDevice | 1<<keyDigest | 1<<keyCount, base | 1<<keyStation | 1<<keyDevice | 1<<keyDigest | 1<<keyCount},
 	UPKIssued:         {base | 1<<keyStation | 1<<keyDevice | 1<<keyDigest, base | 1<<keyStation | 1<<keyDevice | 1<<keyDigest},
 	UnitSpoiled:       {base | 1<<keyStation | 1<<keyCount, base | 1<<keyStation | 1<<keyDevice | 1<<keyCount},
+	DeviceRevoked:     {base | 1<<keyDevice, base | 1<<keyDevice | 1<<keyDigest},
 }
 
 var keyNames = [...]string{keyKind: "kind", keyTime: "time", keyOrder: "order", keyStation: "station",
@@ -139,7 +146,7 @@ func (e *Entry) present() uint16 {
 }
 
 func checkFields(k Kind, present uint16) error {
-	if k < OrderLoaded || k > UnitSpoiled {
+	if k < OrderLoaded || k > lastKind {
 		return entryError("unknown kind %d", uint8(k))
 	}
 	r := fieldRules[k]
@@ -230,7 +237,7 @@ func ParseEntry(b []byte) (*Entry, error) {
 			if err != nil {
 				return nil, entryError("kind: %v", err)
 			}
-			if v < uint64(OrderLoaded) || v > uint64(UnitSpoiled) {
+			if v < uint64(OrderLoaded) || v > uint64(lastKind) {
 				return nil, entryError("unknown kind %d", v)
 			}
 			e.Kind = Kind(v)

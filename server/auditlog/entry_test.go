@@ -21,6 +21,8 @@ func sampleEntries() []*Entry {
 		{Kind: UPKIssued, Time: epoch, Order: o, Station: station1[:], Device: deviceID(1), Digest: digest("upk")},
 		{Kind: UnitSpoiled, Time: epoch, Order: o, Station: station1[:], Count: 1},
 		{Kind: UnitSpoiled, Time: epoch, Order: o, Station: station1[:], Device: deviceID(2), Count: 1 << 40},
+		{Kind: DeviceRevoked, Time: epoch, Order: o, Device: deviceID(1)},
+		{Kind: DeviceRevoked, Time: epoch, Order: o, Device: deviceID(1), Digest: digest("cert")},
 	}
 }
 
@@ -78,6 +80,9 @@ func TestEntryMarshalRefuses(t *testing.T) {
 		{"certificate without device", Entry{Kind: CertificateIssued, Time: epoch, Order: o, Station: []byte{1}, Digest: digest("c"), Count: 1}},
 		{"UPK with count", Entry{Kind: UPKIssued, Time: epoch, Order: o, Station: []byte{1}, Device: []byte{1}, Digest: digest("u"), Count: 1}},
 		{"spoiled with digest", Entry{Kind: UnitSpoiled, Time: epoch, Order: o, Station: []byte{1}, Count: 1, Digest: digest("u")}},
+		{"revocation without device", Entry{Kind: DeviceRevoked, Time: epoch, Order: o}},
+		{"revocation with station", Entry{Kind: DeviceRevoked, Time: epoch, Order: o, Station: []byte{1}, Device: []byte{1}}},
+		{"revocation with count", Entry{Kind: DeviceRevoked, Time: epoch, Order: o, Device: []byte{1}, Count: 1}},
 		{"before 1970", Entry{Kind: OrderRevoked, Time: time.Unix(-1, 0), Order: o}},
 		{"long device ID", Entry{Kind: UPKIssued, Time: epoch, Order: o, Station: []byte{1}, Device: make([]byte, 65), Digest: digest("u")}},
 	} {

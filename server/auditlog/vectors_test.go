@@ -35,7 +35,7 @@ type vectorFile struct {
 	Batch       *vectorBatch        `json:"batch"`
 }
 
-// vectorBatch is the same entries appended in three appends, the last a
+// vectorBatch is the same entries appended in four appends, the third a
 // batch of three (Log.AppendBatch): one checkpoint for the three.
 type vectorBatch struct {
 	Description string             `json:"description"`
@@ -78,7 +78,7 @@ type vectorConsistency struct {
 	Proof []string `json:"proof"`
 }
 
-// vectorEntries are the five entries of the vector log.
+// vectorEntries are the six entries of the vector log.
 func vectorEntries() []*Entry {
 	o := orderID("vector")
 	st := sha256.Sum256([]byte("station certificate"))
@@ -89,6 +89,7 @@ func vectorEntries() []*Entry {
 		{Kind: UPKIssued, Time: at(1), Order: o, Station: st[:], Device: deviceID(1), Digest: digest("upk 1")},
 		{Kind: UnitSpoiled, Time: at(2), Order: o, Station: st[:], Device: deviceID(2), Count: 1},
 		{Kind: CertificateIssued, Time: at(3), Order: o, Station: st[:], Device: deviceID(3), Digest: digest("certificate 3"), Count: 2},
+		{Kind: DeviceRevoked, Time: at(4), Order: o, Device: deviceID(1), Digest: digest("certificate 1")},
 	}
 }
 
@@ -145,8 +146,8 @@ func buildVectors(t *testing.T) (v *vectorFile, file, batchFile []byte) {
 }
 
 // batchAppends returns the appends of the batch vector: entries 0 and 1
-// one by one, entries 2 to 4 as one batch.
-func batchAppends() [][]int64 { return [][]int64{{0}, {1}, {2, 3, 4}} }
+// one by one, entries 2 to 4 as one batch, entry 5 alone.
+func batchAppends() [][]int64 { return [][]int64{{0}, {1}, {2, 3, 4}, {5}} }
 
 func vectorCheckpointOf(cp *Checkpoint) vectorCheckpoint {
 	payload := marshalCheckpointPayload(cp.Origin, cp.Size, cp.Root, cp.Time)
@@ -157,7 +158,7 @@ func vectorCheckpointOf(cp *Checkpoint) vectorCheckpoint {
 func buildBatchVector(t *testing.T, es []*Entry) (*vectorBatch, []byte) {
 	l, _ := newTestLog(t, testKey())
 	b := &vectorBatch{
-		Description: "the entries appended as 0, 1, then 2 to 4 in one batch: checkpoints of sizes 1, 2 and 5 only; in the export, entries 2 and 3 are followed by no checkpoint",
+		Description: "the entries appended as 0, 1, then 2 to 4 in one batch, then 5: checkpoints of sizes 1, 2, 5 and 6 only; in the export, entries 2 and 3 are followed by no checkpoint",
 		Appends:     batchAppends(),
 		Export:      "batch.export",
 	}
@@ -211,18 +212,18 @@ func TestVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := rep.Orders[orderID("vector")]; o.Certified != 2 || o.Spoiled != 1 || o.Remaining() != 0 {
+	if o := rep.Orders[orderID("vector")]; o.Certified != 2 || o.Spoiled != 1 || o.Remaining() != 0 || o.DevicesRevoked != 1 {
 		t.Errorf("vector order %+v", o)
 	}
 	brep, err := Audit(bytes.NewReader(batchFile), testKey().Public(), map[OrderID]uint64{orderID("vector"): 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if brep.Checkpoints != 3 || brep.Latest.Root != rep.Latest.Root {
-		t.Errorf("batch vector: %d checkpoints, root %x, want 3 and %x", brep.Checkpoints, brep.Latest.Root, rep.Latest.Root)
+	if brep.Checkpoints != 4 || brep.Latest.Root != rep.Latest.Root {
+		t.Errorf("batch vector: %d checkpoints, root %x, want 4 and %x", brep.Checkpoints, brep.Latest.Root, rep.Latest.Root)
 	}
-	if _, recs := records(t, batchFile); len(recs) != 5+3 {
-		t.Errorf("batch vector export of %d records, want 8", len(recs))
+	if _, recs := records(t, batchFile); len(recs) != 6+4 {
+		t.Errorf("batch vector export of %d records, want 10", len(recs))
 	}
 }
 

@@ -229,8 +229,13 @@ type Fleet interface {
 	// with IDs above after, in ID order.
 	FleetList(ctx context.Context, after string, limit int) ([]FleetState, error)
 	// RevokeDevice marks a certified device revoked: the update service
-	// refuses it from then on (ErrNotFound; revoking twice is a no-op).
-	RevokeDevice(ctx context.Context, deviceID string) error
+	// refuses it from then on. logf (if not nil) runs in the same
+	// transaction, with the device's record (its order, its certificate)
+	// and the audit log bound to the transaction, to log the revocation;
+	// its error stores nothing. Revoking a revoked device is a no-op: logf
+	// does not run. ErrNotFound for a device never certified (nothing
+	// logged). Locks: the device's fleet row, then the log head.
+	RevokeDevice(ctx context.Context, deviceID string, logf func(ctx context.Context, d *Device, log auditlog.Store) error) error
 
 	// CreateRollout records a new running rollout of a published release
 	// (ErrNotFound for an unknown release). A rollout still active is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -26,6 +27,7 @@ var fleetTests = []struct {
 	{"FleetState", testFleetState},
 	{"Rollouts", testRollouts},
 	{"Actions", testActions},
+	{"RevokeDevice", testRevokeDevice},
 	{"ActionUPK", testActionUPK},
 	{"ActionUPKs", testActionUPKs},
 	{"Reports", testReports},
@@ -129,11 +131,11 @@ func testFleetState(t *testing.T, open func() (store.Store, error)) {
 		t.Fatalf("second page %+v, %v", rest, err)
 	}
 	for range 2 {
-		if err := s.RevokeDevice(ctx, ids[2]); err != nil {
+		if err := s.RevokeDevice(ctx, ids[2], nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wantErr(t, "revoke unknown", s.RevokeDevice(ctx, "nobody"), store.ErrNotFound)
+	wantErr(t, "revoke unknown", s.RevokeDevice(ctx, "nobody", nil), store.ErrNotFound)
 	if _, st, _ := s.FleetDevice(ctx, ids[2]); !st.Revoked {
 		t.Fatal("revocation not stored")
 	}
@@ -344,6 +346,71 @@ func loggedDevices(t *testing.T, s store.Store, name string, n int) []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// testRevokeDevice: a revocation is logged exactly once, in its
+// transaction: twice logs one entry, an unknown device none, a failing
+// log leaves the device unrevoked; the audit counts it.
+func testRevokeDevice(t *testing.T, open func() (store.Store, error)) {
+	ctx := context.Background()
+	s := mustOpen(t, open)
+	ids := loggedDevices(t, s, "v", 3)
+	calls := 0
+	logf := func(ctx context.Context, d *store.Device, ls auditlog.Store) error {
+		calls++
+		if d.DeviceID != ids[0] || d.OrderID != "v" || string(d.Certificate) != "cert "+ids[0] {
+			return fmt.Errorf("revocation of device %+v", d)
+		}
+		digest := sha256.Sum256(d.Certificate)
+		_, err := appendEntry(ctx, ls, &auditlog.Entry{Kind: auditlog.DeviceRevoked, Order: orderID(d.OrderID), Device: []byte(d.DeviceID), Digest: &digest})
+		return err
+	}
+	size := func() int64 {
+		n, err := s.Log().Size(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	revoked := func(id string) bool {
+		_, st, err := s.FleetDevice(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Revoked
+	}
+	before := size()
+	boom := errors.New("boom")
+	err := s.RevokeDevice(ctx, ids[0], func(ctx context.Context, d *store.Device, ls auditlog.Store) error {
+		if err := logf(ctx, d, ls); err != nil {
+			return err
+		}
+		return boom
+	})
+	wantErr(t, "revocation with a failing log", err, boom)
+	if revoked(ids[0]) || size() != before {
+		t.Fatalf("a failed revocation left revoked %v, log %d → %d", revoked(ids[0]), before, size())
+	}
+	calls = 0
+	for range 2 {
+		if err := s.RevokeDevice(ctx, ids[0], logf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !revoked(ids[0]) || revoked(ids[1]) || calls != 1 || size() != before+1 {
+		t.Fatalf("revoked twice: %v %v, logf called %d times, log %d → %d", revoked(ids[0]), revoked(ids[1]), calls, before, size())
+	}
+	wantErr(t, "revoke unknown", s.RevokeDevice(ctx, "nobody", logf), store.ErrNotFound)
+	if calls != 1 || size() != before+1 {
+		t.Fatalf("unknown device: logf called %d times, log %d → %d", calls, before, size())
+	}
+	rep := audit(t, s)
+	if o := rep.Orders[orderID("v")]; o.DevicesRevoked != 1 || o.Certified != 3 {
+		t.Fatalf("audit: %+v", o)
+	}
+	if _, ok := rep.RevokedDevices[hex.EncodeToString([]byte(ids[0]))]; !ok || len(rep.RevokedDevices) != 1 {
+		t.Fatalf("audit's revoked devices %v", rep.RevokedDevices)
+	}
 }
 
 // testActionUPK: the first UPK stored is the one returned ever after; a

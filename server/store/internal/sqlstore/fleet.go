@@ -202,19 +202,35 @@ func (s *Store) FleetList(ctx context.Context, after string, limit int) ([]store
 }
 
 // RevokeDevice implements store.Store.
-func (s *Store) RevokeDevice(ctx context.Context, deviceID string) error {
+func (s *Store) RevokeDevice(ctx context.Context, deviceID string, logf func(context.Context, *store.Device, auditlog.Store) error) error {
 	return s.inTx(ctx, "revoke device", func(tx *sql.Tx) error {
 		if err := s.ensureFleet(ctx, tx, deviceID); err != nil {
 			return err
 		}
-		r, err := tx.ExecContext(ctx, s.q(`UPDATE fleet SET revoked = 1 WHERE device_id = ?`), deviceID)
+		var revoked int64
+		err := tx.QueryRowContext(ctx, s.q(`SELECT revoked FROM fleet WHERE device_id = ? FOR UPDATE`), deviceID).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
+		}
 		if err != nil {
 			return s.errorf("revoke device", err)
 		}
-		if n, err := r.RowsAffected(); err != nil {
+		if revoked != 0 {
+			return nil
+		}
+		if logf != nil {
+			d := &store.Device{DeviceID: deviceID}
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT order_id, station, certificate, log_index FROM devices WHERE device_id = ?`), deviceID).
+				Scan(&d.OrderID, &d.Station, &d.Certificate, &d.LogIndex); err != nil {
+				return s.errorf("revoke device", err)
+			}
+			d.Station = nonEmpty(d.Station)
+			if err := logf(ctx, d, s.txLog(tx)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE fleet SET revoked = 1 WHERE device_id = ?`), deviceID); err != nil {
 			return s.errorf("revoke device", err)
-		} else if n == 0 {
-			return fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
 		}
 		return nil
 	})
