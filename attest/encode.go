@@ -2,13 +2,13 @@ package attest
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"unicode/utf8"
 
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
+	"github.com/sbm-project/sbm/internal/p256"
 )
 
 // Append signs the claims c with signer under the COSE algorithm alg
@@ -36,19 +36,17 @@ func Append(dst []byte, c *Claims, signer crypto.Signer, alg int64) ([]byte, err
 // rawPublicKey returns the raw encoding of a P-256 or Ed25519 public key:
 // the 65-byte uncompressed point or the 32-byte key.
 func rawPublicKey(pub crypto.PublicKey) ([]byte, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		// k.ECDH().Bytes() is k.Bytes() (Go 1.25) for the NIST curves
-		// ECDH knows, in APIs the firmware toolchain (Go 1.24) also has.
-		e, err := k.ECDH()
-		if err != nil {
-			return nil, ErrClaims
-		}
-		return e.Bytes(), nil
-	case ed25519.PublicKey:
+	if k, ok := pub.(ed25519.PublicKey); ok {
 		return k, nil
 	}
-	return nil, cose.ErrKey
+	raw, ok, err := p256.RawPublicKey(pub)
+	if !ok {
+		return nil, cose.ErrKey
+	}
+	if err != nil {
+		return nil, ErrClaims
+	}
+	return raw, nil
 }
 
 // appendClaims checks c and appends its claims set.

@@ -117,7 +117,8 @@ func requireFirmwareToolchain(t *testing.T) {
 // buildBoard builds the board variant of the SBM firmware and the native
 // application with scripts/firmware.sh and returns the output directory.
 // SBM_FIRMWARE_PREBUILT=DIR uses the ELF and application already in DIR
-// instead (from an earlier SBM_FIRMWARE_VARIANTS=board run of the script).
+// instead (from an earlier SBM_FIRMWARE_VARIANTS="board board-ed25519" run
+// of the script).
 func buildBoard(t *testing.T) string {
 	t.Helper()
 	if dir := os.Getenv("SBM_FIRMWARE_PREBUILT"); dir != "" {
@@ -126,7 +127,7 @@ func buildBoard(t *testing.T) string {
 	out := t.TempDir()
 	start := time.Now()
 	cmd := exec.Command("bash", filepath.Join("..", "scripts", "firmware.sh"), "--no-qemu")
-	cmd.Env = append(os.Environ(), "SBM_FIRMWARE_OUT="+out, "SBM_FIRMWARE_VARIANTS=board", "SBM_FIRMWARE_BOARDS=mps2-an385")
+	cmd.Env = append(os.Environ(), "SBM_FIRMWARE_OUT="+out, "SBM_FIRMWARE_VARIANTS=board board-ed25519", "SBM_FIRMWARE_BOARDS=mps2-an385")
 	log, err := cmd.CombinedOutput()
 	t.Logf("scripts/firmware.sh (%v):\n%s", time.Since(start).Round(time.Second), log)
 	if err != nil {
@@ -145,7 +146,7 @@ type qemuDevice struct {
 // newQEMUDevice makes a chip file, boots the blank chip (the SBM waits in
 // recovery, not provisioned) and provisions it for c through the chip
 // file's debug port; then it powers the locked chip on.
-func newQEMUDevice(t *testing.T, ctx context.Context, c *trust.Context, out, name string) *qemuDevice {
+func newQEMUDevice(t *testing.T, ctx context.Context, c *trust.Context, elf, name string) *qemuDevice {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -157,7 +158,7 @@ func newQEMUDevice(t *testing.T, ctx context.Context, c *trust.Context, out, nam
 	if err := qemu.CreateChip(chipFile, d.id); err != nil {
 		t.Fatal(err)
 	}
-	d.m = &qemu.Machine{ELF: filepath.Join(out, "sbm-mps2-an385-board.elf"), Chip: chipFile}
+	d.m = &qemu.Machine{ELF: elf, Chip: chipFile}
 	t.Cleanup(func() {
 		d.m.Stop()
 		if t.Failed() {
@@ -318,21 +319,69 @@ func TestFirmwareProgramsUnderQEMU(t *testing.T) {
 	if want != [3]wire.Code{wire.CodeDecrypt, wire.CodeDowngrade, wire.CodeNotRecipient} {
 		t.Fatalf("virtual MCU refusals %v: want decrypt, downgrade, not recipient", want)
 	}
-	// The whole SBM links both suites: a context of each.
+	// The whole SBM links both suites: a context of each; the
+	// Ed25519-only build (P-256 compiled out) an Ed25519 context.
+	whole, ed := filepath.Join(out, boardELF), filepath.Join(out, boardEd25519ELF)
 	for _, suite := range []trust.Suite{trust.SuiteP256, trust.SuiteEd25519} {
-		t.Run(string(suite), func(t *testing.T) { programOnQEMU(t, ctx, out, app, want, suite) })
+		t.Run(string(suite), func(t *testing.T) { programOnQEMU(t, ctx, whole, app, want, suite) })
+	}
+	t.Run("ed25519-only", func(t *testing.T) {
+		refuseP256(t, ctx, ed)
+		programOnQEMU(t, ctx, ed, app, want, trust.SuiteEd25519)
+	})
+}
+
+// The board firmware ELFs of scripts/firmware.sh.
+const (
+	boardELF        = "sbm-mps2-an385-board.elf"         // both suites
+	boardEd25519ELF = "sbm-mps2-an385-board-ed25519.elf" // P-256 compiled out
+)
+
+// refuseP256 provisions a P-256 context into the Ed25519-only firmware:
+// the SBM refuses with CodeUnsupported and stays unprovisioned.
+func refuseP256(t *testing.T, ctx context.Context, elf string) {
+	c, err := trust.Init(filepath.Join(t.TempDir(), "ctx"), &trust.InitOptions{Suite: trust.SuiteP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id [hal.IDSize]byte
+	rand.Read(id[:])
+	chipFile := filepath.Join(t.TempDir(), "chip.img")
+	if err := qemu.CreateChip(chipFile, id); err != nil {
+		t.Fatal(err)
+	}
+	m := &qemu.Machine{ELF: elf, Chip: chipFile}
+	defer m.Stop()
+	if err := m.PowerOn(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WaitConsole(ctx, 0, "sbm: no SBM installed"); err != nil {
+		t.Fatal(err)
+	}
+	var plog bytes.Buffer
+	_, err = programmer.Provision(ctx, c, &qemu.DebugPort{Chip: chipFile, Machine: m},
+		&programmer.ProvisionOptions{SBMImage: sbm.Descriptor(), Log: &plog, Timeout: 60 * time.Second})
+	t.Logf("provisioning a P-256 context:\n%s", plog.String())
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeUnsupported || !strings.Contains(err.Error(), "P-256") {
+		t.Fatalf("provisioning P-256 on the Ed25519-only SBM: %v, want code %d naming P-256\nconsole:\n%s",
+			err, wire.CodeUnsupported, m.Console())
+	}
+	locks, err := qemu.ReadFuseWord(chipFile, hal.FuseLocks)
+	if err != nil || locks != 0 {
+		t.Fatalf("lock fuses %#x, %v: want none blown", locks, err)
 	}
 }
 
 // programOnQEMU is TestFirmwareProgramsUnderQEMU for a context of suite.
-func programOnQEMU(t *testing.T, ctx context.Context, out string, app []byte, want [3]wire.Code, suite trust.Suite) {
+func programOnQEMU(t *testing.T, ctx context.Context, elf string, app []byte, want [3]wire.Code, suite trust.Suite) {
 	dir := t.TempDir()
 	c, err := trust.Init(filepath.Join(dir, "ctx"), &trust.InitOptions{Suite: suite})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newQEMUDevice(t, ctx, c, out, "A")
-	b := newQEMUDevice(t, ctx, c, out, "B")
+	a := newQEMUDevice(t, ctx, c, elf, "A")
+	b := newQEMUDevice(t, ctx, c, elf, "B")
 	b.m.Stop()
 
 	// sbm program, unchanged, over the board's UART0 (a TCP socket).
@@ -509,7 +558,7 @@ func TestFirmwareBootMeasurement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newQEMUDevice(t, ctx, c, out, "M")
+	d := newQEMUDevice(t, ctx, c, filepath.Join(out, boardELF), "M")
 	p, u, _ := release(t, c, big, "2.0.0", 1, d.prov.ID)
 	at := len(d.m.Console())
 	if err := d.m.PowerOn(ctx, nil); err != nil {

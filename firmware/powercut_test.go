@@ -44,7 +44,7 @@ func TestFirmwarePowerCutUnderQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newQEMUDevice(t, ctx, c, out, "P")
+	d := newQEMUDevice(t, ctx, c, filepath.Join(out, boardELF), "P")
 
 	// program sends version v (counter n) with the recovery pin held and,
 	// if cut >= 0, cuts the power cut after the device acknowledged the

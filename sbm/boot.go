@@ -395,6 +395,9 @@ func (m *machine) deviceKeys() (*deviceKeys, *wire.Error) {
 	}
 	k, _ := m.store.key()
 	keys, err := deriveKeys(m.st.suite, k)
+	if err == errSuiteNotBuilt {
+		return nil, wire.Errorf(wire.CodeUnsupported, "the device's suite is not compiled into this SBM")
+	}
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "key derivation failed")
 	}

@@ -2,7 +2,6 @@ package sbm
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -88,7 +87,7 @@ func buildCSR(k *deviceKeys, id []byte, rng io.Reader) ([]byte, error) {
 		sig = ed25519.Sign(k.ed25519, info)
 	} else {
 		h := sha256.Sum256(info)
-		sig, err = ecdsa.SignASN1(rng, k.ecdsa, h[:])
+		sig, err = k.p256.SignASN1(rng, h[:])
 		if err != nil {
 			return nil, err
 		}
@@ -101,5 +100,5 @@ func (k *deviceKeys) signer() crypto.Signer {
 	if k.suite == secpkg.SuiteEd25519 {
 		return k.ed25519
 	}
-	return k.ecdsa
+	return k.p256.Signer()
 }

@@ -2,15 +2,12 @@ package sbm
 
 import (
 	"crypto/ecdh"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
-	"math/big"
-	"strconv"
 
+	"github.com/sbm-project/sbm/internal/p256"
 	"github.com/sbm-project/sbm/internal/secpkg"
 )
 
@@ -26,25 +23,39 @@ const maxKeyTries = 16
 
 var errKeyDerivation = errors.New("sbm: key derivation failed")
 
+// errSuiteNotBuilt is a suite left out of this build (P-256 in an
+// sbm_ed25519only firmware).
+var errSuiteNotBuilt = errors.New("sbm: suite not compiled into this SBM")
+
 // deviceKeys are the device's private keys, derived from the PUF key at
 // every boot that needs them and never stored.
 type deviceKeys struct {
 	suite    secpkg.Suite
-	ecdsa    *ecdsa.PrivateKey  // SuiteP256 identity key
+	p256     *p256.PrivateKey   // SuiteP256 identity key
 	ed25519  ed25519.PrivateKey // SuiteEd25519 identity key
 	ka       *ecdh.PrivateKey   // key-agreement key
 	identity []byte             // raw identity public key (spec §2)
 }
 
 // derive returns 32 bytes of HKDF-SHA-256 output for info and a retry
-// counter.
+// counter (0 ≤ try < maxKeyTries), written in decimal after a space.
 func derive(pufKey *[32]byte, info string, try int) ([]byte, error) {
-	return hkdf.Key(sha256.New, pufKey[:], nil, info+" "+strconv.Itoa(try), 32)
+	var buf [64]byte
+	b := append(append(buf[:0], info...), ' ')
+	if try >= 10 {
+		b = append(b, byte('0'+try/10))
+	}
+	b = append(b, byte('0'+try%10))
+	return hkdf.Key(sha256.New, pufKey[:], nil, string(b), 32)
 }
 
 // deriveKeys derives the identity and key-agreement keys of suite from the
-// PUF key with HKDF-SHA-256 and distinct info strings.
+// PUF key with HKDF-SHA-256 and distinct info strings. A suite this build
+// does not have (P-256 in an sbm_ed25519only build) is errSuiteNotBuilt.
 func deriveKeys(suite secpkg.Suite, pufKey *[32]byte) (*deviceKeys, error) {
+	if suite == secpkg.SuiteP256 && !p256.Compiled {
+		return nil, errSuiteNotBuilt
+	}
 	k := &deviceKeys{suite: suite}
 	for try := 0; ; try++ {
 		if try == maxKeyTries {
@@ -62,11 +73,11 @@ func deriveKeys(suite secpkg.Suite, pufKey *[32]byte) (*deviceKeys, error) {
 		if suite != secpkg.SuiteP256 {
 			return nil, errKeyDerivation
 		}
-		if k.ecdsa, k.identity, err = p256Key(seed); err == nil {
+		if k.p256, k.identity, err = p256.NewPrivateKey(seed); err == nil {
 			break
 		}
 	}
-	curve := ecdh.P256()
+	curve := p256.ECDH()
 	if suite == secpkg.SuiteEd25519 {
 		curve = ecdh.X25519()
 	}
@@ -85,32 +96,14 @@ func deriveKeys(suite secpkg.Suite, pufKey *[32]byte) (*deviceKeys, error) {
 	return k, nil
 }
 
-// p256Key returns the P-256 private key with scalar seed and its raw public
-// key (the 65-byte uncompressed point), or an error if seed is not a valid
-// scalar (32 bytes, in [1, n-1]): what ecdsa.ParseRawPrivateKey and
-// PublicKey.Bytes do, written with APIs that Go 1.24 (the firmware
-// toolchain, docs/silicon.md) also has.
-func p256Key(seed []byte) (*ecdsa.PrivateKey, []byte, error) {
-	ka, err := ecdh.P256().NewPrivateKey(seed)
-	if err != nil {
-		return nil, nil, err
-	}
-	pub := ka.PublicKey().Bytes()
-	return &ecdsa.PrivateKey{
-		PublicKey: ecdsa.PublicKey{
-			Curve: elliptic.P256(),
-			X:     new(big.Int).SetBytes(pub[1:33]),
-			Y:     new(big.Int).SetBytes(pub[33:65]),
-		},
-		D: new(big.Int).SetBytes(seed),
-	}, pub, nil
-}
-
 // classKey returns the class key-agreement private key of suite from its raw
 // scalar.
 func classKey(suite secpkg.Suite, raw []byte) (*ecdh.PrivateKey, error) {
 	if suite == secpkg.SuiteEd25519 {
 		return ecdh.X25519().NewPrivateKey(raw)
 	}
-	return ecdh.P256().NewPrivateKey(raw)
+	if !p256.Compiled {
+		return nil, errSuiteNotBuilt
+	}
+	return p256.ECDH().NewPrivateKey(raw)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/p256"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/internal/x509lite"
 	"github.com/sbm-project/sbm/sbm/mailbox"
@@ -73,6 +74,9 @@ func (m *machine) provision(req *mailbox.Request, resp *mailbox.Response) *wire.
 		return wire.Errorf(wire.CodeState, "already provisioned")
 	}
 	suite := secpkg.Suite(req.Suite)
+	if suite == secpkg.SuiteP256 && !p256.Compiled {
+		return wire.Errorf(wire.CodeUnsupported, "suite P-256 is not compiled into this SBM (an Ed25519-only build)")
+	}
 	if len(req.RootKey) != suite.PublicKeySize() {
 		return wire.Errorf(wire.CodeMalformed, "root key size does not match the suite")
 	}

@@ -1,7 +1,6 @@
 package sbm
 
 import (
-	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -126,7 +125,7 @@ func (s *services) Sign(dst, digest []byte) ([]byte, error) {
 	// over SHA-256(Sig_structure), so that would let the application forge
 	// tokens.
 	h := sha256.Sum256(digest)
-	der, err := ecdsa.SignASN1(s.m.hw.RNG, keys.ecdsa, h[:])
+	der, err := keys.p256.SignASN1(s.m.hw.RNG, h[:])
 	if err != nil {
 		return dst, wire.Errorf(wire.CodeInternal, "signing failed")
 	}
@@ -170,7 +169,7 @@ func (s *services) TLSSign(dst, th []byte) ([]byte, error) {
 		return append(dst, ed25519.Sign(keys.ed25519, content)...), nil
 	}
 	h := sha256.Sum256(content) // ecdsa_secp256r1_sha256
-	der, err := ecdsa.SignASN1(s.m.hw.RNG, keys.ecdsa, h[:])
+	der, err := keys.p256.SignASN1(s.m.hw.RNG, h[:])
 	if err != nil {
 		return dst, wire.Errorf(wire.CodeInternal, "signing failed")
 	}

@@ -198,18 +198,22 @@ echo "== module $mod: $(echo "$dirs" | wc -w) packages"
 # (board: UART, chip file, reset, native applications) with the native
 # example application (firmware/app, arm-none-eabi-gcc).
 # shellcheck disable=SC2206
-variants=(${SBM_FIRMWARE_VARIANTS:-full ed25519 p256 board})
+variants=(${SBM_FIRMWARE_VARIANTS:-full ed25519 p256 board board-ed25519})
 builds=() # board:variant
 for board in "${boards[@]}"; do
 	for v in "${variants[@]}"; do
-		[ "$v" != board ] || [ "$board" = mps2-an385 ] || continue
+		case $v in board*) [ "$board" = mps2-an385 ] || continue ;; esac
 		builds+=("$board:$v")
 	done
 done
 for b in "${builds[@]}"; do
 	board=${b%%:*} v=${b#*:}
-	tags=""
-	[ "$v" = full ] || tags="-tags sbmfw_$v"
+	case $v in
+	full) tags="" ;;
+	# The board firmware with the P-256 suite compiled out (internal/p256).
+	board-ed25519) tags="-tags sbmfw_board,sbm_ed25519only" ;;
+	*) tags="-tags sbmfw_$v" ;;
+	esac
 	elf=$out/sbm-$board-$v.elf
 	echo "== tinygo build $board $v -> $elf"
 	# shellcheck disable=SC2086
@@ -233,7 +237,7 @@ for b in "${builds[@]}"; do elfs+=("sbm-${b%%:*}-${b#*:}.elf"); done
 if ((qemu)); then
 	for b in "${builds[@]}"; do
 		board=${b%%:*} v=${b#*:}
-		[ "$v" != board ] || continue
+		case $v in board*) continue ;; esac
 		elf=$out/sbm-$board-$v.elf
 		echo "== qemu-system-arm -M $board ... $elf"
 		log=$(timeout 60 qemu-system-arm -M "$board" -nographic -monitor none -semihosting \

@@ -31,5 +31,10 @@ go vet ./...
 # microcontroller's WebAssembly runtime.
 GOOS=wasip1 GOARCH=wasm go vet ./sdk/... ./examples/...
 
+# The Ed25519-only SBM (the board-ed25519 firmware, docs/silicon.md):
+# P-256 compiled out, so only the tests written for that build run.
+go vet -tags sbm_ed25519only ./internal/p256 ./sbm
+
 echo "== go test"
 go test -count=1 -timeout 20m "$@" ./...
+go test -count=1 -tags sbm_ed25519only -run 'CompiledOut|Ed25519Only' "$@" ./internal/p256 ./sbm

@@ -1,4 +1,4 @@
-//go:build tinygo && !sbmfw_p256
+//go:build tinygo && !sbmfw_p256 && !sbmfw_board
 
 package main
 

@@ -1,4 +1,4 @@
-//go:build tinygo && !sbmfw_ed25519
+//go:build tinygo && !sbmfw_ed25519 && !sbmfw_board
 
 package main
 

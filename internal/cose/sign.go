@@ -2,11 +2,11 @@ package cose
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/sha256"
 	"io"
+
+	"github.com/sbm-project/sbm/internal/p256"
 )
 
 // Sign signs protected and payload under alg with signer and appends the
@@ -22,8 +22,7 @@ func Sign(dst []byte, rand io.Reader, signer crypto.Signer, alg int64, protected
 	var sig []byte
 	switch alg {
 	case AlgES256:
-		pub, ok := signer.Public().(*ecdsa.PublicKey)
-		if !ok || pub.Curve != elliptic.P256() {
+		if !p256.IsPublicKey(signer.Public()) {
 			return nil, ErrKey
 		}
 		digest := sha256.Sum256(tbs)

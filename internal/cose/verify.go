@@ -1,12 +1,10 @@
 package cose
 
 import (
-	"crypto/ecdh"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/sha256"
-	"math/big"
+
+	"github.com/sbm-project/sbm/internal/p256"
 )
 
 // COSE algorithm identifiers (RFC 9053).
@@ -44,7 +42,7 @@ func VerifySignature(alg int64, pub, protected, payload, sig []byte) error {
 		if len(pub) != P256PublicKeySize {
 			return ErrKey
 		}
-		key, err := parseP256(pub)
+		key, err := p256.ParsePublicKey(pub)
 		if err != nil {
 			return wrap(ErrKey, err)
 		}
@@ -58,7 +56,7 @@ func VerifySignature(alg int64, pub, protected, payload, sig []byte) error {
 		h.Write(AppendSigStructure(buf[:0], protected, payload))
 		var digest [sha256.Size]byte
 		var der [maxDERSize]byte
-		if !ecdsa.VerifyASN1(key, h.Sum(digest[:0]), appendDER(der[:0], sig)) {
+		if !key.VerifyASN1(h.Sum(digest[:0]), appendDER(der[:0], sig)) {
 			return ErrSignature
 		}
 		return nil
@@ -76,19 +74,4 @@ func VerifySignature(alg int64, pub, protected, payload, sig []byte) error {
 	default:
 		return ErrAlg
 	}
-}
-
-// parseP256 decodes a 65-byte SEC 1 uncompressed P-256 point, refusing
-// other encodings, the point at infinity and points not on the curve: what
-// ecdsa.ParseUncompressedPublicKey does, written with APIs that Go 1.24
-// (the firmware toolchain, docs/silicon.md) also has.
-func parseP256(pub []byte) (*ecdsa.PublicKey, error) {
-	if _, err := ecdh.P256().NewPublicKey(pub); err != nil {
-		return nil, err
-	}
-	return &ecdsa.PublicKey{
-		Curve: elliptic.P256(),
-		X:     new(big.Int).SetBytes(pub[1:33]),
-		Y:     new(big.Int).SetBytes(pub[33:65]),
-	}, nil
 }

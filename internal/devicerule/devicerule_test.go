@@ -28,6 +28,7 @@ var devicePackages = []string{
 	"internal/aeskw",
 	"internal/secpkg",
 	"internal/x509lite",
+	"internal/p256",
 	"hal",
 	"sbm",
 	"sbm/mailbox",

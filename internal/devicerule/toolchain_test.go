@@ -42,12 +42,12 @@ var newerAPI = map[string]string{
 
 // firmwareContext selects source files as TinyGo does for the Cortex-M
 // target: GOOS linux, GOARCH arm, its build tags, and release tags up to
-// Go 1.24.
-func firmwareContext() *build.Context {
+// Go 1.24, with the SBM's own build tags extra (sbm_ed25519only).
+func firmwareContext(extra ...string) *build.Context {
 	ctx := build.Default
 	ctx.GOOS, ctx.GOARCH = "linux", "arm"
 	ctx.CgoEnabled = false
-	ctx.BuildTags = []string{"tinygo", "baremetal", "cortexm", "qemu", "mps2", "gc.conservative", "scheduler.tasks"}
+	ctx.BuildTags = append([]string{"tinygo", "baremetal", "cortexm", "qemu", "mps2", "gc.conservative", "scheduler.tasks"}, extra...)
 	ctx.ReleaseTags = nil
 	for i := 1; i <= firmwareGoMinor; i++ {
 		ctx.ReleaseTags = append(ctx.ReleaseTags, "go1."+strconv.Itoa(i))
@@ -323,10 +323,10 @@ func selectionKey(s *types.Selection) (apiKey, bool) {
 // path -> directory): it finds the export data of the standard packages
 // they import with one go list and reads the api files of the Go
 // installation.
-func newToolchainChecker(t *testing.T, root string, dirs map[string]string) *toolchainChecker {
+func newToolchainChecker(t *testing.T, root string, dirs map[string]string, tags ...string) *toolchainChecker {
 	t.Helper()
 	c := &toolchainChecker{
-		root: root, fset: token.NewFileSet(), ctx: firmwareContext(),
+		root: root, fset: token.NewFileSet(), ctx: firmwareContext(tags...),
 		dirs: dirs, checked: map[string]*types.Package{}, exports: map[string]string{},
 	}
 	stdImports := map[string]bool{}
@@ -384,17 +384,26 @@ func newToolchainChecker(t *testing.T, root string, dirs map[string]string) *too
 
 // TestFirmwareToolchain type-checks every device-side package as the
 // firmware toolchain (TinyGo 0.37, Go 1.24) would: language version go1.24
-// and no standard-library API added after Go 1.24.
+// and no standard-library API added after Go 1.24; once with both suites
+// and once as the Ed25519-only firmware (tag sbm_ed25519only).
 func TestFirmwareToolchain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
+	for _, tags := range [][]string{nil, {"sbm_ed25519only"}} {
+		t.Run(strings.Join(append([]string{"default"}, tags...), ","), func(t *testing.T) {
+			checkToolchain(t, tags)
+		})
+	}
+}
+
+func checkToolchain(t *testing.T, tags []string) {
 	root := moduleRoot(t)
 	dirs := map[string]string{}
 	for _, p := range existing(root) {
 		dirs[module+"/"+p] = filepath.Join(root, p)
 	}
-	c := newToolchainChecker(t, root, dirs)
+	c := newToolchainChecker(t, root, dirs, tags...)
 	var paths []string
 	for p := range dirs {
 		paths = append(paths, p)

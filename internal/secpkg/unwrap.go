@@ -9,6 +9,7 @@ import (
 
 	"github.com/sbm-project/sbm/internal/aeskw"
 	"github.com/sbm-project/sbm/internal/cbor"
+	"github.com/sbm-project/sbm/internal/p256"
 )
 
 // wrappedKeySize is the AES-KW ciphertext of a 32-byte CEK.
@@ -165,10 +166,11 @@ func (u *UPK) Unwrap(k KeyAgreement) ([32]byte, error) {
 	var curve ecdh.Curve
 	switch u.ephSuite {
 	case SuiteP256:
-		curve = ecdh.P256()
+		curve = p256.ECDH()
 	case SuiteEd25519:
 		curve = ecdh.X25519()
-	default:
+	}
+	if curve == nil {
 		return cek, wrap(ErrUnwrap, errPoint)
 	}
 	if pub.Curve() != curve {

@@ -1,12 +1,10 @@
 package x509lite
 
 import (
-	"crypto/ecdh"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/sha256"
-	"math/big"
+
+	"github.com/sbm-project/sbm/internal/p256"
 )
 
 // Suites of VerifyChain (the SBM's suite numbers).
@@ -26,12 +24,12 @@ func (c *Certificate) CheckSignature(alg Algorithm, key []byte) error {
 	}
 	switch alg {
 	case ECDSAP256:
-		pub, err := parseP256(key)
+		pub, err := p256.ParsePublicKey(key)
 		if err != nil {
 			return ErrUnsupportedAlgorithm
 		}
 		h := sha256.Sum256(c.TBS)
-		if !ecdsa.VerifyASN1(pub, h[:], c.Signature) {
+		if !pub.VerifyASN1(h[:], c.Signature) {
 			return ErrSignature
 		}
 		return nil
@@ -189,19 +187,4 @@ func VerifyChainFor(chain [][]byte, rootKey []byte, suite uint8, now uint64, usa
 		}
 	}
 	return last.CheckSignature(rootAlg, rootKey)
-}
-
-// parseP256 decodes a 65-byte SEC 1 uncompressed P-256 point, refusing
-// other encodings, the point at infinity and points not on the curve: what
-// ecdsa.ParseUncompressedPublicKey does, written with APIs that Go 1.24
-// (the firmware toolchain, docs/silicon.md) also has.
-func parseP256(pub []byte) (*ecdsa.PublicKey, error) {
-	if _, err := ecdh.P256().NewPublicKey(pub); err != nil {
-		return nil, err
-	}
-	return &ecdsa.PublicKey{
-		Curve: elliptic.P256(),
-		X:     new(big.Int).SetBytes(pub[1:33]),
-		Y:     new(big.Int).SetBytes(pub[33:65]),
-	}, nil
 }
