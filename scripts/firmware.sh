@@ -17,8 +17,10 @@
 # with "go 1.24" in its go.mod, so the repository's go.mod (go 1.26.8) is
 # untouched. The ELFs are written to $SBM_FIRMWARE_OUT (default: the
 # cache's out/ directory); SBM_FIRMWARE_VARIANTS="full" builds only the
-# whole SBM (default: full ed25519 p256); SBM_FIRMWARE_BOARDS="mps2-an385
-# mps2-an505" adds the Cortex-M33 board (default: mps2-an385).
+# whole SBM (default: full ed25519 p256 board board-ed25519: the self-check
+# builds, then the board firmware with both suites and with Ed25519 only,
+# tag sbm_ed25519only); SBM_FIRMWARE_BOARDS="mps2-an385 mps2-an505" adds
+# the Cortex-M33 board (default: mps2-an385; board* variants are AN385 only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

@@ -13,7 +13,6 @@ package report
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
+	"github.com/sbm-project/sbm/internal/p256"
 )
 
 // Report parameters.
@@ -117,7 +117,7 @@ type Report struct {
 // with a P-256 key, cose.AlgEdDSA with an Ed25519 key) and appends the
 // report to dst. The protected header is {alg, ContentType, kid = SHA-256
 // of the signer's raw public key}; the signer is called with a nil random
-// source (RFC 6979 for an *ecdsa.PrivateKey).
+// source (RFC 6979 for a P-256 key).
 func Append(dst []byte, r *Report, signer crypto.Signer, alg int64) ([]byte, error) {
 	var pbuf [MaxPayloadSize]byte
 	payload, err := appendFacts(pbuf[:0], r)
@@ -137,17 +137,14 @@ func Append(dst []byte, r *Report, signer crypto.Signer, alg int64) ([]byte, err
 // rawPublicKey returns the 65-byte uncompressed P-256 point or the 32-byte
 // Ed25519 key.
 func rawPublicKey(pub crypto.PublicKey) ([]byte, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		e, err := k.ECDH()
-		if err != nil {
-			return nil, cose.ErrKey
-		}
-		return e.Bytes(), nil
-	case ed25519.PublicKey:
+	if k, ok := pub.(ed25519.PublicKey); ok {
 		return k, nil
 	}
-	return nil, cose.ErrKey
+	raw, ok, err := p256.RawPublicKey(pub)
+	if !ok || err != nil {
+		return nil, cose.ErrKey
+	}
+	return raw, nil
 }
 
 // appendFacts checks r and appends its fact map, keys ascending.

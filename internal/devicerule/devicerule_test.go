@@ -228,6 +228,40 @@ func TestTransitiveDeps(t *testing.T) {
 	}
 }
 
+// TestEd25519OnlyLinksNoECDSA lists the device packages' dependencies as
+// the Ed25519-only firmware builds them (tag sbm_ed25519only): none of the
+// P-256 signature packages may be among them, so the suite is compiled out
+// by the tag rather than left to the linker.
+func TestEd25519OnlyLinksNoECDSA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	root := moduleRoot(t)
+	args := []string{"list", "-deps", "-tags", "sbm_ed25519only"}
+	for _, p := range existing(root) {
+		args = append(args, "./"+p)
+	}
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+	cmd.Dir = root
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		deps[p] = true
+	}
+	if !deps["crypto/ed25519"] || !deps[module+"/internal/p256"] {
+		t.Fatalf("go list -deps did not list crypto/ed25519 and internal/p256:\n%s", out)
+	}
+	for _, p := range []string{"crypto/ecdsa", "crypto/elliptic", "encoding/asn1", "crypto/internal/fips140/ecdsa"} {
+		if deps[p] {
+			t.Errorf("the Ed25519-only build depends on %s", p)
+		}
+	}
+}
+
 // TestCheckerCatchesViolations runs the source checker on a fixture that
 // breaks every rule, so the rules above are known to be able to fail.
 func TestCheckerCatchesViolations(t *testing.T) {
