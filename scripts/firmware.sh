@@ -71,9 +71,18 @@ echo "== $(go version)"
 # lacks TinyGo's git submodules: src/net is not needed (an empty directory),
 # compiler-rt and picolibc are replaced by Debian's libgcc and picolibc in
 # the target (step 4). The runtime is patched so that the MPS2 boards print
-# over semihosting.
+# over semihosting, and Go's crypto/internal/fips140 is overlaid with a
+# copy whose Enabled is the constant false: the firmware has no GODEBUG, so
+# FIPS 140-3 mode is off at run time anyway, and as a constant it takes the
+# module's start-up self-tests (CASTs) out of the link; and
+# crypto/internal/fips140hash.Unwrap, which only unwraps crypto/sha3's
+# hashes for the FIPS service indicator, returns its argument, so that
+# crypto/hkdf and crypto/hmac stop making SHA-3 reachable (11 KB of
+# Keccak). $tinygo/sbm-patches names the patch level; another level
+# rebuilds.
 tinygo=$cache/tinygo-$tinygo_version
-if [ ! -x "$tinygo/bin/tinygo" ]; then
+patches=3 # 1: semihosting putchar; 2: constant fips140.Enabled; 3: fips140hash without SHA-3
+if [ ! -x "$tinygo/bin/tinygo" ] || [ "$(cat "$tinygo/sbm-patches" 2>/dev/null)" != "$patches" ]; then
 	echo "== building TinyGo $tinygo_version (about 2 minutes)"
 	src=$(cd "$cache" && go mod download -json "github.com/tinygo-org/tinygo@v$tinygo_version" |
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
@@ -97,8 +106,52 @@ if [ ! -x "$tinygo/bin/tinygo" ]; then
 	EOF
 	printf '//go:build cortexm && qemu && mps2\n\npackage runtime\n\nconst mps2 = true\n' >"$rt/runtime_cortexm_qemu_mps2.go"
 	printf '//go:build cortexm && qemu && !mps2\n\npackage runtime\n\nconst mps2 = false\n' >"$rt/runtime_cortexm_qemu_nomps2.go"
+	fips=$tinygo.tmp/src/crypto/internal/fips140
+	mkdir -p "$fips"
+	for f in "$goroot"/src/crypto/internal/fips140/*.go; do
+		case $f in *_test.go) ;; *) cp "$f" "$fips/" ;; esac
+	done
+	chmod u+w "$fips"/*.go
+	python3 - "$fips/fips140.go" "$tinygo.tmp/loader/goroot.go" <<-'EOF'
+		import re, sys
+		p = sys.argv[1]
+		s = open(p).read()
+		new = ("// sbm firmware.sh: FIPS 140-3 mode cannot be enabled on the firmware,\n"
+		       "// so Enabled is a constant and the self-tests are compiled out.\n"
+		       "const Enabled = false\n\nconst debug = false\n\nfunc init() {\n"
+		       "\tif v := godebug.Value(\"#fips140\"); v != \"\" && v != \"off\" {\n"
+		       "\t\tpanic(\"fips140: GODEBUG fips140=\" + v + \" is not available in this firmware\")\n"
+		       "\t}\n}\n")
+		s, n = re.subn(r"var Enabled bool\n.*?\nfunc init\(\) \{\n.*?\n\}\n", new, s, flags=re.S)
+		assert n == 1, "fips140.go: Enabled and init not found"
+		open(p, "w").write(s)
+		p = sys.argv[2]
+		s = open(p).read()
+		old = 'paths["crypto/internal/boring/sig/"] = false\n'
+		assert old in s, "loader/goroot.go: crypto overrides not found"
+		open(p, "w").write(s.replace(old, old + '\t\tpaths["crypto/internal/fips140/"] = true\n'
+		                             '\t\tpaths["crypto/internal/fips140hash/"] = false\n'))
+	EOF
+	mkdir -p "$tinygo.tmp/src/crypto/internal/fips140hash"
+	cat >"$tinygo.tmp/src/crypto/internal/fips140hash/hash.go" <<-'EOF'
+		// Package fips140hash is crypto/internal/fips140hash without SHA-3
+		// (sbm firmware.sh): FIPS 140-3 mode is off on the firmware, so the
+		// inner implementation is never needed for the service indicator.
+		package fips140hash
+
+		import "hash"
+
+		// Unwrap returns h.
+		func Unwrap(h hash.Hash) hash.Hash { return h }
+
+		// UnwrapNew returns newHash as a func() hash.Hash.
+		func UnwrapNew[Hash hash.Hash](newHash func() Hash) func() hash.Hash {
+			return func() hash.Hash { return Unwrap(newHash()) }
+		}
+	EOF
 	(cd "$tinygo.tmp" && CGO_ENABLED=1 CC=clang-$llvm CXX=clang++-$llvm \
 		go build -tags llvm$llvm -o bin/tinygo .)
+	echo "$patches" >"$tinygo.tmp/sbm-patches"
 	rm -rf "$tinygo"
 	mv "$tinygo.tmp" "$tinygo"
 fi
