@@ -136,9 +136,33 @@ func TestFuzzyExtractor(t *testing.T) {
 		p.ref[i] = byte(p.rng.Uint32())
 	}
 	var helper [hal.PUFHelperSize]byte
-	key, err := hal.EnrollPUF(p, bytes.NewReader(make([]byte, 32)), &helper)
+	secret := make([]byte, 32)
+	for i := range secret {
+		secret[i] = byte(p.rng.Uint32())
+	}
+	// Enrolled without noise, so that the flips below are all the noise.
+	key, err := hal.EnrollPUF(&noisyPUF{ref: p.ref, rng: p.rng}, bytes.NewReader(secret), &helper)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The majority vote's boundary: 11 of a block's 23 bits flipped are
+	// corrected, 12 are not (and are detected), in the first, a middle and
+	// the last block.
+	for _, block := range []int{0, 100, hal.PUFKeyBits - 1} {
+		for flips, ok := range map[int]bool{11: true, 12: false} {
+			fp := &noisyPUF{ref: p.ref, rng: p.rng}
+			for k := range flips {
+				b := block*hal.PUFRepetition + 2*k%hal.PUFRepetition
+				fp.ref[b/8] ^= 1 << (b % 8)
+			}
+			k, err := hal.RecoverPUFKey(fp, &helper)
+			if ok && (err != nil || k != key) {
+				t.Errorf("block %d, %d bits flipped: %v", block, flips, err)
+			}
+			if !ok && !errors.Is(err, hal.ErrPUFHelper) {
+				t.Errorf("block %d, %d bits flipped: %v, want ErrPUFHelper", block, flips, err)
+			}
+		}
 	}
 	for i := range 200 {
 		if k, err := hal.RecoverPUFKey(p, &helper); err != nil || k != key {

@@ -63,14 +63,8 @@ func EnrollPUF(p PUF, rng io.Reader, helper *[PUFHelperSize]byte) ([32]byte, err
 	copy(helper[:4], pufMagic[:])
 	off := helper[4 : 4+PUFResponseSize]
 	copy(off, w[:])
-	for j := 0; j < PUFKeyBits; j++ {
-		if s[j/8]>>(j%8)&1 == 1 {
-			for k := 0; k < PUFRepetition; k++ {
-				b := j*PUFRepetition + k
-				off[b/8] ^= 1 << (b % 8)
-			}
-		}
-	}
+	xorCodeword(off, &s)
+	clear(s[:])
 	check := pufHash("sbm puf check v1", &w)
 	copy(helper[4+PUFResponseSize:], check[:16])
 	return pufHash("sbm puf key v1", &w), nil
@@ -91,29 +85,38 @@ func RecoverPUFKey(p PUF, helper *[PUFHelperSize]byte) ([32]byte, error) {
 	for i := range w {
 		w[i] ^= off[i] // now c XOR noise
 	}
-	for j := 0; j < PUFKeyBits; j++ {
-		ones := 0
-		for k := 0; k < PUFRepetition; k++ {
-			b := j*PUFRepetition + k
-			ones += int(w[b/8] >> (b % 8) & 1)
-		}
-		bit := byte(0)
-		if 2*ones > PUFRepetition {
-			bit = 1
-		}
-		for k := 0; k < PUFRepetition; k++ {
-			b := j*PUFRepetition + k
-			w[b/8] = w[b/8]&^(1<<(b%8)) | bit<<(b%8)
+	// Majority vote per block of PUFRepetition bits, without branches on
+	// the bits: s gets 1 where more than half of the block's bits are 1.
+	var s [PUFKeyBits / 8]byte
+	ones := 0
+	for b := 0; b < PUFResponseSize*8; b++ {
+		ones += int(w[b/8] >> (b % 8) & 1)
+		if b%PUFRepetition == PUFRepetition-1 {
+			j := b / PUFRepetition
+			s[j/8] |= byte(uint32(int32(PUFRepetition-2*ones))>>31) << (j % 8)
+			ones = 0
 		}
 	}
-	for i := range w {
-		w[i] ^= off[i] // now the enrolment response
-	}
+	copy(w[:], off)
+	xorCodeword(w[:], &s) // now the enrolment response
+	clear(s[:])
 	check := pufHash("sbm puf check v1", &w)
 	if subtle.ConstantTimeCompare(check[:16], helper[4+PUFResponseSize:]) != 1 {
 		return [32]byte{}, ErrPUFHelper
 	}
 	return pufHash("sbm puf key v1", &w), nil
+}
+
+// xorCodeword XORs the repetition-code codeword of s (every bit of s
+// repeated PUFRepetition times, least significant bit first) into dst,
+// PUFResponseSize bytes. One loop over the codeword's bits, without
+// branches on s: a nested loop over blocks was unrolled by the firmware
+// compiler into 13 KB of code.
+func xorCodeword(dst []byte, s *[PUFKeyBits / 8]byte) {
+	for b := 0; b < PUFResponseSize*8; b++ {
+		j := b / PUFRepetition
+		dst[b/8] ^= (s[j/8] >> (j % 8) & 1) << (b % 8)
+	}
 }
 
 func pufHash(domain string, w *[PUFResponseSize]byte) [32]byte {

@@ -1,6 +1,7 @@
 package sbm
 
 import (
+	"bytes"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -141,7 +142,9 @@ func (s *storage) open(f hal.Flash, p hal.PUF) error {
 // keysFor makes the storage keys those of helper, recovering the PUF key
 // if helper is not the one last recovered.
 func (s *storage) keysFor(helper *[hal.PUFHelperSize]byte) bool {
-	if s.keyed && s.helper == *helper {
+	// (bytes.Equal, not ==: TinyGo unrolls a comparison of 756-byte
+	// arrays into 10 KB of code.)
+	if s.keyed && bytes.Equal(s.helper[:], helper[:]) {
 		return true
 	}
 	s.keyed = false
