@@ -304,9 +304,9 @@ fi
 # 8. The board's end-to-end tests on the ELF and application just built.
 if ((e2e)); then
 	[ -f "$out/sbm-mps2-an385-board.elf" ] || { echo "--test needs the board variant (SBM_FIRMWARE_VARIANTS)" >&2; exit 2; }
-	echo "== go test ./firmware (TestFirmwareProgramsUnderQEMU, TestFirmwareBootMeasurement)"
+	echo "== go test ./firmware (TestFirmwareProgramsUnderQEMU, TestFirmwareBootMeasurement, TestFirmwareLinks)"
 	(cd "$root" && SBM_FIRMWARE_TEST=1 SBM_FIRMWARE_PREBUILT=$out GOTOOLCHAIN=auto PATH="$(dirname "$hostgo"):$PATH" \
 		"$hostgo" test -count=1 -v -timeout 15m \
-		-run 'TestFirmwareProgramsUnderQEMU|TestFirmwareBootMeasurement' ./firmware)
+		-run 'TestFirmwareProgramsUnderQEMU|TestFirmwareBootMeasurement|TestFirmwareLinks' ./firmware)
 fi
 echo "== ok"

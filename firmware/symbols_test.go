@@ -1,0 +1,75 @@
+package firmware
+
+import (
+	"debug/elf"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestFirmwareLinks reads the symbol tables of the board firmware: the
+// Ed25519-only build links no P-256, ECDSA or math/big code, and neither
+// build links the FIPS 140-3 self-tests or SHA-3's Keccak, which the
+// toolchain patches of scripts/firmware.sh take out (docs/silicon.md,
+// "Sizes"). The build of both suites must show P-256 symbols, so the
+// check is known to see what is linked.
+func TestFirmwareLinks(t *testing.T) {
+	requireFirmwareToolchain(t)
+	out := buildBoard(t)
+	// The self-tests are closures in the FIPS packages' init functions
+	// (crypto/internal/fips140/sha256.init#1$1 and so on): with Enabled a
+	// constant false, only CAST's name check is left.
+	never := []string{"crypto/internal/fips140/*.init#1$1", "crypto/internal/fips140/sha3.keccakF1600"}
+	for _, tc := range []struct {
+		elf          string
+		want, absent []string
+	}{
+		{boardELF, []string{"crypto/internal/fips140/nistec.", "crypto/internal/fips140/ecdsa.", "crypto/internal/fips140/edwards25519."}, never},
+		{boardEd25519ELF, []string{"crypto/internal/fips140/edwards25519.", "crypto/internal/fips140/aes."},
+			append([]string{"crypto/internal/fips140/nistec", "crypto/internal/fips140/ecdsa.", "crypto/ecdsa.", "crypto/elliptic.", "math/big."}, never...)},
+	} {
+		t.Run(tc.elf, func(t *testing.T) {
+			f, err := elf.Open(filepath.Join(out, tc.elf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			syms, err := f.Symbols()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var flash uint64
+			for _, s := range f.Sections {
+				if s.Flags&elf.SHF_ALLOC != 0 && s.Type == elf.SHT_PROGBITS {
+					flash += s.Size
+				}
+			}
+			t.Logf("%s: %d symbols, %d bytes of allocated sections with contents", tc.elf, len(syms), flash)
+			// has returns a defined symbol whose name contains p, where
+			// a "*" in p stands for any text.
+			has := func(p string) string {
+				head, tail, star := strings.Cut(p, "*")
+				for _, s := range syms {
+					if s.Section == elf.SHN_UNDEF || s.Size == 0 {
+						continue
+					}
+					i := strings.Index(s.Name, head)
+					if i >= 0 && (!star || strings.Contains(s.Name[i+len(head):], tail)) {
+						return s.Name
+					}
+				}
+				return ""
+			}
+			for _, p := range tc.want {
+				if has(p) == "" {
+					t.Errorf("no symbol of %s", p)
+				}
+			}
+			for _, p := range tc.absent {
+				if n := has(p); n != "" {
+					t.Errorf("linked %s (%s)", p, n)
+				}
+			}
+		})
+	}
+}
