@@ -186,17 +186,7 @@ func TestTransitiveDeps(t *testing.T) {
 	}
 	root := moduleRoot(t)
 	pkgs := existing(root)
-	args := []string{"list", "-deps", "-json=ImportPath,Standard,Module"}
-	for _, p := range pkgs {
-		args = append(args, "./"+p)
-	}
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
-	cmd.Dir = root
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
+	out := listDeps(t, root, "-json=ImportPath,Standard,Module")
 	allowed := map[string]bool{}
 	for _, p := range pkgs {
 		allowed[module+"/"+p] = true
@@ -228,16 +218,11 @@ func TestTransitiveDeps(t *testing.T) {
 	}
 }
 
-// TestEd25519OnlyLinksNoECDSA lists the device packages' dependencies as
-// the Ed25519-only firmware builds them (tag sbm_ed25519only): none of the
-// P-256 signature packages may be among them, so the suite is compiled out
-// by the tag rather than left to the linker.
-func TestEd25519OnlyLinksNoECDSA(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
-	root := moduleRoot(t)
-	args := []string{"list", "-deps", "-tags", "sbm_ed25519only"}
+// listDeps runs go list -deps with flags over the device packages in root
+// and returns its output.
+func listDeps(t *testing.T, root string, flags ...string) []byte {
+	t.Helper()
+	args := append([]string{"list", "-deps"}, flags...)
 	for _, p := range existing(root) {
 		args = append(args, "./"+p)
 	}
@@ -248,6 +233,18 @@ func TestEd25519OnlyLinksNoECDSA(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
+	return out
+}
+
+// TestEd25519OnlyLinksNoECDSA lists the device packages' dependencies as
+// the Ed25519-only firmware builds them (tag sbm_ed25519only): none of the
+// P-256 signature packages may be among them, so the suite is compiled out
+// by the tag rather than left to the linker.
+func TestEd25519OnlyLinksNoECDSA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	out := listDeps(t, moduleRoot(t), "-tags", "sbm_ed25519only")
 	deps := map[string]bool{}
 	for _, p := range strings.Fields(string(out)) {
 		deps[p] = true
