@@ -31,7 +31,7 @@ func testKeys(t testing.TB) (*ecdsa.PrivateKey, ed25519.PrivateKey) {
 }
 
 func raw(t testing.TB, s crypto.Signer) []byte {
-	b, err := rawPublicKey(s.Public())
+	b, err := cose.RawPublicKey(s.Public())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,11 @@ package attest
 
 import (
 	"crypto"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"unicode/utf8"
 
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
-	"github.com/sbm-project/sbm/internal/p256"
 )
 
 // Append signs the claims c with signer under the COSE algorithm alg
@@ -23,7 +21,7 @@ func Append(dst []byte, c *Claims, signer crypto.Signer, alg int64) ([]byte, err
 	if err != nil {
 		return dst, err
 	}
-	raw, err := rawPublicKey(signer.Public())
+	raw, err := cose.RawPublicKey(signer.Public())
 	if err != nil {
 		return dst, err
 	}
@@ -31,22 +29,6 @@ func Append(dst []byte, c *Claims, signer crypto.Signer, alg int64) ([]byte, err
 	var hbuf [96]byte
 	protected := cose.AppendProtected(hbuf[:0], alg, ContentType, kid[:])
 	return cose.Sign(dst, nil, signer, alg, protected, nil, payload)
-}
-
-// rawPublicKey returns the raw encoding of a P-256 or Ed25519 public key:
-// the 65-byte uncompressed point or the 32-byte key.
-func rawPublicKey(pub crypto.PublicKey) ([]byte, error) {
-	if k, ok := pub.(ed25519.PublicKey); ok {
-		return k, nil
-	}
-	raw, ok, err := p256.RawPublicKey(pub)
-	if !ok {
-		return nil, cose.ErrKey
-	}
-	if err != nil {
-		return nil, ErrClaims
-	}
-	return raw, nil
 }
 
 // appendClaims checks c and appends its claims set.

@@ -395,7 +395,7 @@ func (m *machine) deviceKeys() (*deviceKeys, *wire.Error) {
 	}
 	k, _ := m.store.key()
 	keys, err := deriveKeys(m.st.suite, k)
-	if err == errSuiteNotBuilt {
+	if errors.Is(err, errSuiteNotBuilt) {
 		return nil, wire.Errorf(wire.CodeUnsupported, "the device's suite is not compiled into this SBM")
 	}
 	if err != nil {

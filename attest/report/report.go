@@ -13,14 +13,12 @@ package report
 
 import (
 	"crypto"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"unicode/utf8"
 
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
-	"github.com/sbm-project/sbm/internal/p256"
 )
 
 // Report parameters.
@@ -124,7 +122,7 @@ func Append(dst []byte, r *Report, signer crypto.Signer, alg int64) ([]byte, err
 	if err != nil {
 		return dst, err
 	}
-	raw, err := rawPublicKey(signer.Public())
+	raw, err := cose.RawPublicKey(signer.Public())
 	if err != nil {
 		return dst, err
 	}
@@ -132,19 +130,6 @@ func Append(dst []byte, r *Report, signer crypto.Signer, alg int64) ([]byte, err
 	var hbuf [96]byte
 	protected := cose.AppendProtected(hbuf[:0], alg, ContentType, kid[:])
 	return cose.Sign(dst, nil, signer, alg, protected, nil, payload)
-}
-
-// rawPublicKey returns the 65-byte uncompressed P-256 point or the 32-byte
-// Ed25519 key.
-func rawPublicKey(pub crypto.PublicKey) ([]byte, error) {
-	if k, ok := pub.(ed25519.PublicKey); ok {
-		return k, nil
-	}
-	raw, ok, err := p256.RawPublicKey(pub)
-	if !ok || err != nil {
-		return nil, cose.ErrKey
-	}
-	return raw, nil
 }
 
 // appendFacts checks r and appends its fact map, keys ascending.

@@ -52,3 +52,17 @@ func Sign(dst []byte, rand io.Reader, signer crypto.Signer, alg int64, protected
 	}
 	return AppendSign1(dst, protected, unprotected, payload, sig), nil
 }
+
+// RawPublicKey returns the raw encoding of a key the SBM signs with: the
+// 65-byte uncompressed point of a P-256 key or the 32-byte Ed25519 key.
+// Any other key, or a P-256 key that cannot be encoded, is ErrKey.
+func RawPublicKey(pub crypto.PublicKey) ([]byte, error) {
+	if k, ok := pub.(ed25519.PublicKey); ok {
+		return k, nil
+	}
+	raw, ok, err := p256.RawPublicKey(pub)
+	if !ok || err != nil {
+		return nil, ErrKey
+	}
+	return raw, nil
+}
