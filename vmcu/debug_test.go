@@ -378,3 +378,31 @@ func TestFirmwareResetAndCrash(t *testing.T) {
 		t.Errorf("cancelled: %v", st.Reason)
 	}
 }
+
+// TestResetBetweenSessions resets the device with the recovery pin while
+// no firmware is running (between two sessions, as when a test's reset
+// lands just after the firmware's own reset): the next power-on must boot
+// with the pin held, not drop the request.
+func TestResetBetweenSessions(t *testing.T) {
+	b, _ := LookupBoard("small")
+	d := NewMemory(b, 1)
+	pin := make(chan bool, 1)
+	fw := FirmwareFunc(func(ctx context.Context, hw *hal.Hardware) { pin <- hw.System.RecoveryPin() })
+	ctx := context.Background()
+	for _, recovery := range []bool{true, false} {
+		d.Reset(recovery)
+		if _, err := d.PowerOn(ctx, fw, PowerOnOptions{Warm: true}); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-pin; got != recovery {
+			t.Errorf("Reset(%v) between sessions: the next boot saw the recovery pin %v", recovery, got)
+		}
+	}
+	// The request is used once: a later power-on is without the pin.
+	if _, err := d.PowerOn(ctx, fw, PowerOnOptions{Warm: true}); err != nil {
+		t.Fatal(err)
+	}
+	if <-pin {
+		t.Error("a reset request applied to two power-ons")
+	}
+}

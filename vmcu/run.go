@@ -155,14 +155,18 @@ func (d *Device) PowerOn(ctx context.Context, fw Firmware, opt PowerOnOptions) (
 		d.mu.Unlock()
 		return Stop{}, ErrPoweredOn
 	}
+	// A reset requested while the device was between sessions is this
+	// power-on: its recovery pin holds for it (Run would otherwise boot
+	// without the pin a reset asked for just after the last session ended).
+	select {
+	case r := <-d.resetReq:
+		opt.Recovery = opt.Recovery || r
+	default:
+	}
 	s := &session{stopped: make(chan struct{}), start: time.Now(), recovery: opt.Recovery}
 	d.noisyPUFLocked(&s.puf)
 	if !opt.Warm {
 		clear(d.ram)
-	}
-	select {
-	case <-d.resetReq:
-	default:
 	}
 	d.sess = s
 	d.mu.Unlock()
