@@ -9,9 +9,9 @@ import (
 
 // TestFirmwareLinks reads the symbol tables of the board firmware: the
 // Ed25519-only build links no P-256, ECDSA or math/big code, and neither
-// build links the FIPS 140-3 self-tests or SHA-3's Keccak, which the
-// toolchain patches of scripts/firmware.sh take out (docs/silicon.md,
-// "Sizes"). The build of both suites must show P-256 symbols, so the
+// build links the FIPS 140-3 self-tests, SHA-3's Keccak or GODEBUG, which
+// the toolchain patches of scripts/firmware.sh take out, nor crypto/aes
+// or hash/crc32 with their tables (docs/silicon.md, "Sizes"). The build of both suites must show P-256 symbols, so the
 // check is known to see what is linked.
 func TestFirmwareLinks(t *testing.T) {
 	requireFirmwareToolchain(t)
@@ -19,14 +19,21 @@ func TestFirmwareLinks(t *testing.T) {
 	// The self-tests are closures in the FIPS packages' init functions
 	// (crypto/internal/fips140/sha256.init#1$1 and so on): with Enabled a
 	// constant false, only CAST's name check is left.
-	never := []string{"crypto/internal/fips140/*.init#1$1", "crypto/internal/fips140/sha3.keccakF1600"}
+	// hash/crc32's tables and GODEBUG's settings table are replaced by
+	// internal/crc and the toolchain patch; crypto/aes and its round
+	// tables by internal/smallaes, except that the P-256 build keeps them
+	// for ECDSA's signing nonces (crypto/internal/fips140/drbg is
+	// CTR_DRBG with AES).
+	never := []string{"crypto/internal/fips140/*.init#1$1", "crypto/internal/fips140/sha3.keccakF1600",
+		"hash/crc32.", "internal/godebug"}
 	for _, tc := range []struct {
 		elf          string
 		want, absent []string
 	}{
-		{boardELF, []string{"crypto/internal/fips140/nistec.", "crypto/internal/fips140/ecdsa.", "crypto/internal/fips140/edwards25519."}, never},
-		{boardEd25519ELF, []string{"crypto/internal/fips140/edwards25519.", "crypto/internal/fips140/aes."},
-			append([]string{"crypto/internal/fips140/nistec", "crypto/internal/fips140/ecdsa.", "crypto/ecdsa.", "crypto/elliptic.", "math/big."}, never...)},
+		{boardELF, []string{"crypto/internal/fips140/nistec.", "crypto/internal/fips140/ecdsa.", "crypto/internal/fips140/edwards25519.", "internal/smallaes."}, never},
+		{boardEd25519ELF, []string{"crypto/internal/fips140/edwards25519.", "internal/smallaes."},
+			append([]string{"crypto/internal/fips140/nistec", "crypto/internal/fips140/ecdsa.", "crypto/ecdsa.", "crypto/elliptic.", "math/big.",
+				"crypto/internal/fips140/aes."}, never...)},
 	} {
 		t.Run(tc.elf, func(t *testing.T) {
 			f, err := elf.Open(filepath.Join(out, tc.elf))

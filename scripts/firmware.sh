@@ -78,10 +78,13 @@ echo "== $(go version)"
 # crypto/internal/fips140hash.Unwrap, which only unwraps crypto/sha3's
 # hashes for the FIPS service indicator, returns its argument, so that
 # crypto/hkdf and crypto/hmac stop making SHA-3 reachable (11 KB of
-# Keccak). $tinygo/sbm-patches names the patch level; another level
+# Keccak). Neither fips140 nor crypto/internal/fips140only (whose Enabled
+# becomes the constant false) reads GODEBUG: the firmware has no
+# environment, and internal/godebug with its table of every setting is
+# 2.6 KB. $tinygo/sbm-patches names the patch level; another level
 # rebuilds.
 tinygo=$cache/tinygo-$tinygo_version
-patches=3 # 1: semihosting putchar; 2: constant fips140.Enabled; 3: fips140hash without SHA-3
+patches=5 # 1: semihosting putchar; 2: constant fips140.Enabled; 3: fips140hash without SHA-3; 4-5: no GODEBUG
 if [ ! -x "$tinygo/bin/tinygo" ] || [ "$(cat "$tinygo/sbm-patches" 2>/dev/null)" != "$patches" ]; then
 	echo "== building TinyGo $tinygo_version (about 2 minutes)"
 	src=$(cd "$cache" && go mod download -json "github.com/tinygo-org/tinygo@v$tinygo_version" |
@@ -116,21 +119,39 @@ if [ ! -x "$tinygo/bin/tinygo" ] || [ "$(cat "$tinygo/sbm-patches" 2>/dev/null)"
 		import re, sys
 		p = sys.argv[1]
 		s = open(p).read()
-		new = ("// sbm firmware.sh: FIPS 140-3 mode cannot be enabled on the firmware,\n"
-		       "// so Enabled is a constant and the self-tests are compiled out.\n"
-		       "const Enabled = false\n\nconst debug = false\n\nfunc init() {\n"
-		       "\tif v := godebug.Value(\"#fips140\"); v != \"\" && v != \"off\" {\n"
-		       "\t\tpanic(\"fips140: GODEBUG fips140=\" + v + \" is not available in this firmware\")\n"
-		       "\t}\n}\n")
+		new = ("// sbm firmware.sh: FIPS 140-3 mode cannot be enabled on the firmware\n"
+		       "// (it has no GODEBUG), so Enabled is a constant and the self-tests\n"
+		       "// are compiled out.\n"
+		       "const Enabled = false\n\nconst debug = false\n")
 		s, n = re.subn(r"var Enabled bool\n.*?\nfunc init\(\) \{\n.*?\n\}\n", new, s, flags=re.S)
 		assert n == 1, "fips140.go: Enabled and init not found"
-		open(p, "w").write(s)
+		old = '\t"crypto/internal/fips140deps/godebug"\n'
+		assert old in s, "fips140.go: godebug import not found"
+		open(p, "w").write(s.replace(old, ""))
+		p = p.replace("fips140.go", "cast.go")
+		s = open(p).read()
+		new = 'var failfipscast = "" // sbm firmware.sh: no GODEBUG\n'
+		s, n = re.subn(r'var failfipscast = godebug.Value\("#failfipscast"\)\n', new, s)
+		assert n == 1 and old in s, "cast.go: failfipscast not found"
+		open(p, "w").write(s.replace(old, ""))
 		p = sys.argv[2]
 		s = open(p).read()
 		old = 'paths["crypto/internal/boring/sig/"] = false\n'
 		assert old in s, "loader/goroot.go: crypto overrides not found"
 		open(p, "w").write(s.replace(old, old + '\t\tpaths["crypto/internal/fips140/"] = true\n'
-		                             '\t\tpaths["crypto/internal/fips140hash/"] = false\n'))
+		                             '\t\tpaths["crypto/internal/fips140hash/"] = false\n'
+		                             '\t\tpaths["crypto/internal/fips140only/"] = false\n'))
+	EOF
+	mkdir -p "$tinygo.tmp/src/crypto/internal/fips140only"
+	fo=$goroot/src/crypto/internal/fips140only/fips140only.go
+	python3 - "$fo" "$tinygo.tmp/src/crypto/internal/fips140only/fips140only.go" <<-'EOF'
+		import sys
+		s = open(sys.argv[1]).read()
+		old = 'var Enabled = godebug.New("fips140").Value() == "only"\n'
+		assert old in s, "fips140only.go: Enabled not found"
+		s = s.replace(old, "// sbm firmware.sh: the firmware has no GODEBUG.\nconst Enabled = false\n")
+		s = s.replace('\t"internal/godebug"\n', "")
+		open(sys.argv[2], "w").write(s)
 	EOF
 	mkdir -p "$tinygo.tmp/src/crypto/internal/fips140hash"
 	cat >"$tinygo.tmp/src/crypto/internal/fips140hash/hash.go" <<-'EOF'

@@ -34,7 +34,11 @@ GOOS=wasip1 GOARCH=wasm go vet ./sdk/... ./examples/...
 # The Ed25519-only SBM (the board-ed25519 firmware, docs/silicon.md):
 # P-256 compiled out, so only the tests written for that build run.
 go vet -tags sbm_ed25519only ./internal/p256 ./sbm
+# The firmware's AES (internal/smallaes instead of crypto/aes, as TinyGo
+# builds select): the package format and the SBM's tests on it.
+go vet -tags sbm_smallaes ./internal/secpkg ./internal/aeskw
 
 echo "== go test"
 go test -count=1 -timeout 20m "$@" ./...
 go test -count=1 -tags sbm_ed25519only -run 'CompiledOut|Ed25519Only' "$@" ./internal/p256 ./sbm
+go test -count=1 -tags sbm_smallaes "$@" ./internal/secpkg ./internal/aeskw ./sbm

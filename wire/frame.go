@@ -2,7 +2,8 @@ package wire
 
 import (
 	"encoding/binary"
-	"hash/crc32"
+
+	"github.com/sbm-project/sbm/internal/crc"
 )
 
 // Limits of the framing layer (docs/spec/protocol.md §2).
@@ -23,9 +24,6 @@ const (
 	minFrame = 2 + 4
 )
 
-// castagnoli is the CRC-32C table.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // Frame is one decoded frame. Body aliases the buffer of the FrameReader
 // that produced it and is valid until its next call.
 type Frame struct {
@@ -38,23 +36,16 @@ type Frame struct {
 // CRC-32C, then the 0x00 delimiter) to dst. With a dst of capacity
 // MaxEncoded and a body of at most MaxBody bytes it does not allocate.
 func AppendFrame(dst []byte, typ Type, seq uint8, body []byte) []byte {
-	crc := crcByte(crcByte(0, byte(typ)), seq)
-	crc = crc32.Update(crc, castagnoli, body)
+	hdr := [2]byte{byte(typ), seq}
+	sum := crc.UpdateCastagnoli(crc.Castagnoli(hdr[:]), body)
 	e := newCOBSEncoder(dst)
 	e.writeByte(byte(typ))
 	e.writeByte(seq)
 	e.write(body)
 	for i := 0; i < 4; i++ {
-		e.writeByte(byte(crc >> (8 * i))) // little-endian
+		e.writeByte(byte(sum >> (8 * i))) // little-endian
 	}
 	return e.finish()
-}
-
-// crcByte extends the CRC-32C crc with one byte.
-func crcByte(crc uint32, b byte) uint32 {
-	crc = ^crc
-	crc = castagnoli[byte(crc)^b] ^ crc>>8
-	return ^crc
 }
 
 // ReaderStats counts what a FrameReader has seen.
@@ -128,7 +119,7 @@ func (r *FrameReader) end() (Frame, bool) {
 		return Frame{}, false
 	}
 	want := binary.LittleEndian.Uint32(r.buf[n-4 : n])
-	if crc32.Checksum(r.buf[:n-4], castagnoli) != want {
+	if crc.Castagnoli(r.buf[:n-4]) != want {
 		r.stats.BadCRC++
 		return Frame{}, false
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 )
@@ -154,14 +155,17 @@ func TestFrameReaderRandom(t *testing.T) {
 	}
 }
 
-// TestCRCCheckValue pins the CRC variant the spec names (CRC-32C check
-// value) and the byte-wise helper used for the header.
+// TestCRCCheckValue pins the CRC variant the spec names: a frame's last
+// four bytes before COBS are the CRC-32C (check value 0xE3069283 over
+// "123456789") of type, sequence number and body, little-endian.
 func TestCRCCheckValue(t *testing.T) {
-	var crc uint32
-	for _, b := range []byte("123456789") {
-		crc = crcByte(crc, b)
+	body := []byte("3456789")
+	enc := AppendFrame(nil, Type('1'), '2', body)
+	raw, ok := decodeCOBS(enc[:len(enc)-1]) // without the delimiter
+	if !ok {
+		t.Fatal("frame does not decode")
 	}
-	if crc != 0xE3069283 {
-		t.Fatalf("CRC-32C(123456789) = %#x", crc)
+	if got := binary.LittleEndian.Uint32(raw[len(raw)-4:]); got != 0xE3069283 {
+		t.Fatalf("CRC-32C(123456789) = %#x", got)
 	}
 }

@@ -347,7 +347,7 @@ var timer0 = (*cmsdkTimer)(unsafe.Pointer(uintptr(0x40000000)))
 // one tick under -icount shift=0.
 const (
 	timerHz      = 25000000
-	instrPerTick = 1e9 / timerHz
+	instrPerTick = 1000000000 / timerHz
 )
 
 // timerTicks returns the ticks counted since the timer started.

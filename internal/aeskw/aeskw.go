@@ -3,7 +3,6 @@
 package aeskw
 
 import (
-	"crypto/aes"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -31,7 +30,7 @@ func Wrap(kek, plaintext []byte) ([]byte, error) {
 	if len(plaintext) < 16 || len(plaintext)%8 != 0 || len(plaintext) > maxLen {
 		return nil, ErrInvalidLength
 	}
-	block, err := aes.NewCipher(kek)
+	block, err := newCipher(kek)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +60,7 @@ func Unwrap(kek, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) < 24 || len(ciphertext)%8 != 0 || len(ciphertext) > maxLen+8 {
 		return nil, ErrInvalidLength
 	}
-	block, err := aes.NewCipher(kek)
+	block, err := newCipher(kek)
 	if err != nil {
 		return nil, err
 	}

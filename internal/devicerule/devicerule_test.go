@@ -26,6 +26,8 @@ var devicePackages = []string{
 	"internal/cbor",
 	"internal/cose",
 	"internal/aeskw",
+	"internal/smallaes",
+	"internal/crc",
 	"internal/secpkg",
 	"internal/x509lite",
 	"internal/p256",

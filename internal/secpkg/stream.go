@@ -1,8 +1,6 @@
 package secpkg
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -12,6 +10,12 @@ import (
 // tagSize is the AES-GCM tag size.
 const tagSize = 16
 
+// An opener authenticates and decrypts one AES-GCM message: crypto/cipher
+// on the host, internal/smallaes in the firmware (aead_*.go).
+type opener interface {
+	Open(dst []byte, nonce *[12]byte, ciphertext, additionalData []byte) ([]byte, error)
+}
+
 // A Decrypter authenticates and decrypts the chunk stream of spec §6, one
 // chunk at a time, in order, hashing the plaintext. The caller reads
 // NextChunkLen bytes, calls Open, and after the last chunk calls Finish,
@@ -19,7 +23,7 @@ const tagSize = 16
 // authentic as a chunk but MUST NOT be trusted until Finish returns nil.
 // After any error the Decrypter refuses further input.
 type Decrypter struct {
-	aead      cipher.AEAD
+	aead      opener
 	nonce     [12]byte
 	chunkSize uint32
 	size      uint32 // payload size
@@ -36,11 +40,7 @@ func NewDecrypter(cek *[32]byte, m *Manifest) (*Decrypter, error) {
 	if m.PayloadSize == 0 || m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize || m.ChunkSize&(m.ChunkSize-1) != 0 {
 		return nil, ErrMalformed
 	}
-	block, err := aes.NewCipher(cek[:])
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newGCM(cek[:])
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (d *Decrypter) Open(dst, chunk []byte) ([]byte, error) {
 	if i == d.count-1 {
 		d.nonce[11] = 1
 	}
-	out, err := d.aead.Open(dst, d.nonce[:], chunk, nil)
+	out, err := d.aead.Open(dst, &d.nonce, chunk, nil)
 	if err != nil {
 		return nil, d.fail(i, ErrChunk)
 	}

@@ -11,9 +11,9 @@ package mailbox
 import (
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 
 	"github.com/sbm-project/sbm/internal/cbor"
+	"github.com/sbm-project/sbm/internal/crc"
 )
 
 // Offset is the RAM offset of the mailbox.
@@ -91,7 +91,7 @@ func Frame(dst []byte, magic [4]byte, body []byte) ([]byte, error) {
 	}
 	dst = append(dst, magic[:]...)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(body)))
-	dst = binary.LittleEndian.AppendUint32(dst, crc32.ChecksumIEEE(body))
+	dst = binary.LittleEndian.AppendUint32(dst, crc.IEEE(body))
 	return append(dst, body...), nil
 }
 
@@ -117,7 +117,7 @@ func Unframe(f []byte, magic [4]byte) ([]byte, error) {
 		return nil, ErrMalformed
 	}
 	body := f[HeaderSize : HeaderSize+n]
-	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(f[8:12]) {
+	if crc.IEEE(body) != binary.LittleEndian.Uint32(f[8:12]) {
 		return nil, ErrMalformed
 	}
 	return body, nil
