@@ -12,7 +12,7 @@
 // token.
 package attest
 
-import "errors"
+import "github.com/sbm-project/sbm/internal/errs"
 
 // Token parameters.
 const (
@@ -83,14 +83,14 @@ const (
 var (
 	// ErrMalformed means the token or its claims do not decode in this
 	// profile.
-	ErrMalformed = errors.New("attest: malformed token")
+	ErrMalformed = errs.New("attest: malformed token")
 	// ErrClaims means claims to encode are out of range.
-	ErrClaims = errors.New("attest: invalid claims")
+	ErrClaims = errs.New("attest: invalid claims")
 	// ErrHeader means the protected header names another algorithm,
 	// content type or key.
-	ErrHeader = errors.New("attest: token header does not match the key")
+	ErrHeader = errs.New("attest: token header does not match the key")
 	// ErrSignature means the signature does not verify.
-	ErrSignature = errors.New("attest: signature verification failed")
+	ErrSignature = errs.New("attest: signature verification failed")
 )
 
 // Component is one measured software component.

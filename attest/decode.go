@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"unicode/utf8"
 
@@ -19,7 +20,7 @@ func Verify(token []byte, alg int64, rawPub []byte) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.Alg != alg || h.KID != sha256.Sum256(rawPub) {
+	if kid := sha256.Sum256(rawPub); h.Alg != alg || !bytes.Equal(h.KID[:], kid[:]) {
 		return nil, ErrHeader
 	}
 	if err := s.Verify(alg, rawPub); err != nil {

@@ -2,8 +2,9 @@ package hal
 
 import (
 	"encoding/binary"
-	"errors"
 	"math/bits"
+
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // Fuses is one-time-programmable memory organised as 32-bit words.
@@ -65,7 +66,7 @@ const (
 
 // ErrFuseConflict is returned by ProgramFuseBytes when the value would need
 // a blown bit to be cleared.
-var ErrFuseConflict = errors.New("fuse already programmed with another value")
+var ErrFuseConflict = errs.New("fuse already programmed with another value")
 
 // ReadLocks returns the lock word.
 func ReadLocks(f Fuses) (uint32, error) { return f.ReadWord(FuseLocks) }

@@ -3,8 +3,9 @@ package hal
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"io"
+
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // PUF is a physically unclonable function: a device-unique response that
@@ -46,7 +47,7 @@ const (
 var pufMagic = [4]byte{'P', 'U', 'F', '1'}
 
 // errShortRandom is returned when the RNG fails.
-var errShortRandom = errors.New("puf enrolment: random source failed")
+var errShortRandom = errs.New("puf enrolment: random source failed")
 
 // EnrollPUF enrols the PUF: it draws a random secret from rng, writes the
 // helper data into helper and returns the key. The helper data is not

@@ -13,12 +13,13 @@
 package sbm
 
 import (
+	"bytes"
 	"encoding/hex"
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/errs"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/wire"
 )
@@ -240,7 +241,7 @@ func (m *machine) verifyApp() (*AppInfo, *wire.Error) {
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeFlash, "cannot read the primary slot")
 	}
-	if sum != st.app.digest {
+	if !bytes.Equal(sum[:], st.app.digest[:]) {
 		return nil, wire.Errorf(wire.CodeBootHash, "application hash mismatch")
 	}
 	return &AppInfo{
@@ -335,7 +336,7 @@ func (m *machine) commit() error {
 	return err
 }
 
-var errRootMismatch = errors.New("sbm: stored root key does not match the fuses")
+var errRootMismatch = errs.New("sbm: stored root key does not match the fuses")
 
 // checkRoot checks the stored root key against the hash in the current
 // root-key fuse slot (fuse counter FuseRootIndex).
@@ -345,7 +346,7 @@ func (m *machine) checkRoot() *wire.Error {
 		return werr
 	}
 	h, err := hal.ReadRootKeySlot(m.hw.Fuses, int(idx))
-	if err != nil || secpkg.KeyID(m.st.root()) != h {
+	if rk := secpkg.KeyID(m.st.root()); err != nil || !bytes.Equal(rk[:], h[:]) {
 		return wire.Errorf(wire.CodeNotProvisioned, "stored root key does not match the fuses")
 	}
 	return nil
@@ -395,7 +396,7 @@ func (m *machine) deviceKeys() (*deviceKeys, *wire.Error) {
 	}
 	k, _ := m.store.key()
 	keys, err := deriveKeys(m.st.suite, k)
-	if errors.Is(err, errSuiteNotBuilt) {
+	if errs.Is(err, errSuiteNotBuilt) {
 		return nil, wire.Errorf(wire.CodeUnsupported, "the device's suite is not compiled into this SBM")
 	}
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"io"
 
@@ -34,9 +33,32 @@ func deviceURIs(k *deviceKeys, id []byte) (dev, ka []byte) {
 	if k.suite == secpkg.SuiteEd25519 {
 		curve = "x25519:"
 	}
-	ka = make([]byte, 0, len(uriKAPrefix)+len(curve)+base64.RawURLEncoding.EncodedLen(len(pub)))
-	ka = base64.RawURLEncoding.AppendEncode(append(append(ka, uriKAPrefix...), curve...), pub)
+	ka = make([]byte, 0, len(uriKAPrefix)+len(curve)+(len(pub)*8+5)/6)
+	ka = appendBase64URL(append(append(ka, uriKAPrefix...), curve...), pub)
 	return dev, ka
+}
+
+// appendBase64URL appends the base64url encoding of src without padding
+// (RFC 4648 §5, base64.RawURLEncoding) to dst. encoding/base64 builds a
+// 256-byte decoding table at start-up and is 600 bytes of the firmware;
+// the SBM only encodes this one URI.
+func appendBase64URL(dst, src []byte) []byte {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for len(src) > 0 {
+		var v uint32
+		n := min(len(src), 3)
+		for i := 0; i < 3; i++ {
+			v <<= 8
+			if i < n {
+				v |= uint32(src[i])
+			}
+		}
+		for i := 0; i <= n; i++ { // n bytes are n+1 characters
+			dst = append(dst, alphabet[v>>(18-6*i)&63])
+		}
+		src = src[n:]
+	}
+	return dst
 }
 
 // buildCSR returns a PKCS#10 certification request (RFC 2986), DER, for

@@ -1,6 +1,7 @@
 package sbm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 
@@ -83,7 +84,7 @@ func readDescriptor(f hal.Flash) (*descriptorInfo, bool) {
 	if [8]byte(b[:8]) != descriptorMagic || binary.LittleEndian.Uint32(b[8:]) != DescriptorSize {
 		return nil, false
 	}
-	if sha256.Sum256(b[:descCheckOff]) != [32]byte(b[descCheckOff:]) {
+	if sum := sha256.Sum256(b[:descCheckOff]); !bytes.Equal(sum[:], b[descCheckOff:descCheckOff+32]) {
 		return nil, false
 	}
 	d := &descriptorInfo{}

@@ -1,10 +1,10 @@
 package sbm
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/errs"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/wire"
 )
@@ -12,34 +12,33 @@ import (
 // codeOf maps a verifier or hardware error to its protocol code
 // (docs/sbm.md, "Error mapping").
 func codeOf(err error) wire.Code {
-	var we *wire.Error
-	switch {
-	case errors.As(err, &we):
+	if we, ok := errs.As[*wire.Error](err); ok {
 		return we.Code
-	case errors.Is(err, secpkg.ErrRevoked):
+	}
+	switch {
+	case errs.Is(err, secpkg.ErrRevoked):
 		return wire.CodeRevoked
-	case errors.Is(err, secpkg.ErrVendor), errors.Is(err, secpkg.ErrClass):
+	case errs.Is(err, secpkg.ErrVendor), errs.Is(err, secpkg.ErrClass):
 		return wire.CodeVendorClass
-	case errors.Is(err, secpkg.ErrSignature), errors.Is(err, secpkg.ErrKeyCert),
-		errors.Is(err, secpkg.ErrWrongRole), errors.Is(err, secpkg.ErrAlgorithm),
-		errors.Is(err, secpkg.ErrContentType), errors.Is(err, secpkg.ErrRevocation):
+	case errs.Is(err, secpkg.ErrSignature), errs.Is(err, secpkg.ErrKeyCert),
+		errs.Is(err, secpkg.ErrWrongRole), errs.Is(err, secpkg.ErrAlgorithm),
+		errs.Is(err, secpkg.ErrContentType), errs.Is(err, secpkg.ErrRevocation):
 		return wire.CodeSignature
-	case errors.Is(err, secpkg.ErrNotRecipient), errors.Is(err, secpkg.ErrUnwrap):
+	case errs.Is(err, secpkg.ErrNotRecipient), errs.Is(err, secpkg.ErrUnwrap):
 		return wire.CodeNotRecipient
-	case errors.Is(err, secpkg.ErrManifestMismatch):
+	case errs.Is(err, secpkg.ErrManifestMismatch):
 		return wire.CodeManifestBinding
-	case errors.Is(err, secpkg.ErrExpired), errors.Is(err, secpkg.ErrNotYetValid):
+	case errs.Is(err, secpkg.ErrExpired), errs.Is(err, secpkg.ErrNotYetValid):
 		return wire.CodeExpired
-	case errors.Is(err, secpkg.ErrDigest):
+	case errs.Is(err, secpkg.ErrDigest):
 		return wire.CodeDigest
-	case errors.Is(err, secpkg.ErrChunk):
+	case errs.Is(err, secpkg.ErrChunk):
 		return wire.CodeDecrypt
-	case errors.Is(err, hal.ErrFlashFailure), errors.Is(err, hal.ErrNotErased),
-		errors.Is(err, hal.ErrWriteProtected), errors.Is(err, hal.ErrFault):
+	case errs.Is(err, hal.ErrFlashFailure), errs.Is(err, hal.ErrNotErased),
+		errs.Is(err, hal.ErrWriteProtected), errs.Is(err, hal.ErrFault):
 		return wire.CodeFlash
 	}
-	var ce *secpkg.ChunkError
-	if errors.As(err, &ce) {
+	if _, ok := errs.As[*secpkg.ChunkError](err); ok {
 		return wire.CodeDecrypt
 	}
 	return wire.CodeFormat

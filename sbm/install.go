@@ -1,6 +1,7 @@
 package sbm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"io"
 
@@ -177,10 +178,11 @@ func (m *machine) rootTransition(a *secpkg.Anchors, mb []byte, tr *verified) (*s
 		return nil, wire.Errorf(wire.CodeSignature, "root transition: not to the next root slot")
 	}
 	h, err := hal.ReadRootKeySlot(m.hw.Fuses, int(t.Slot))
-	if err != nil || h == ([32]byte{}) {
+	var zero [32]byte
+	if err != nil || bytes.Equal(h[:], zero[:]) {
 		return nil, wire.Errorf(wire.CodeSignature, "root transition: the next root slot is empty")
 	}
-	if secpkg.KeyID(t.NewRoot) != h {
+	if nk := secpkg.KeyID(t.NewRoot); !bytes.Equal(nk[:], h[:]) {
 		return nil, wire.Errorf(wire.CodeSignature, "root transition: new root does not match its fuse slot")
 	}
 	tr.transition, tr.rootSlot = true, t.Slot
@@ -269,7 +271,7 @@ func (m *machine) install(v *verified) *wire.Error {
 	st := &m.st
 	man, u := v.manifest, v.upk
 	p := &st.pending
-	if !p.present || p.manifestDigest != man.Digest || p.upkID != u.ID {
+	if !p.present || !bytes.Equal(p.manifestDigest[:], man.Digest[:]) || !bytes.Equal(p.upkID[:], u.ID[:]) {
 		*p = pendingInstall{present: true, size: uint32(v.payload.Offset + v.payload.Length),
 			manifestDigest: man.Digest, upkID: u.ID}
 		if m.commit() != nil {
@@ -347,7 +349,7 @@ func (m *machine) writePrimary(v *verified) *wire.Error {
 	if err != nil {
 		return wire.Errorf(wire.CodeFlash, "primary read failed")
 	}
-	if sum != v.manifest.PayloadDigest {
+	if !bytes.Equal(sum[:], v.manifest.PayloadDigest[:]) {
 		return wire.Errorf(wire.CodeDigest, "primary slot does not match after install")
 	}
 	return nil
@@ -366,7 +368,7 @@ func (m *machine) resume() {
 	if ok && p.size <= sr.Size {
 		werr = m.checkPackage(flashReader{m.hw.Flash, sr.Start, p.size}, p.size, &v)
 	}
-	if werr == nil && (v.manifest.Digest != p.manifestDigest || v.upk.ID != p.upkID) {
+	if werr == nil && (!bytes.Equal(v.manifest.Digest[:], p.manifestDigest[:]) || !bytes.Equal(v.upk.ID[:], p.upkID[:])) {
 		werr = wire.Errorf(wire.CodeState, "staged package changed")
 	}
 	if werr != nil && werr.Code == wire.CodeFormat {

@@ -5,8 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
-	"errors"
 
+	"github.com/sbm-project/sbm/internal/errs"
 	"github.com/sbm-project/sbm/internal/p256"
 	"github.com/sbm-project/sbm/internal/secpkg"
 )
@@ -21,11 +21,11 @@ const (
 // candidate is out of range with probability about 2^-32).
 const maxKeyTries = 16
 
-var errKeyDerivation = errors.New("sbm: key derivation failed")
+var errKeyDerivation = errs.New("sbm: key derivation failed")
 
 // errSuiteNotBuilt is a suite left out of this build (P-256 in an
 // sbm_ed25519only firmware).
-var errSuiteNotBuilt = errors.New("sbm: suite not compiled into this SBM")
+var errSuiteNotBuilt = errs.New("sbm: suite not compiled into this SBM")
 
 // deviceKeys are the device's private keys, derived from the PUF key at
 // every boot that needs them and never stored.

@@ -3,9 +3,9 @@ package sbm
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
 
 	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/errs"
 	"github.com/sbm-project/sbm/internal/p256"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/internal/x509lite"
@@ -32,7 +32,7 @@ func (m *machine) serveMailbox() {
 		return
 	}
 	n, err := mailbox.ParseHeader(buf[:mailbox.HeaderSize], mailbox.MagicRequest)
-	if err != nil && err != mailbox.ErrTooLarge {
+	if err != nil && !errs.Same(err, mailbox.ErrTooLarge) {
 		return // no request
 	}
 	resp := mailbox.Response{Code: uint8(wire.CodeMalformed), Detail: "malformed mailbox request"}
@@ -90,10 +90,11 @@ func (m *machine) provision(req *mailbox.Request, resp *mailbox.Response) *wire.
 	if err != nil {
 		return wire.Errorf(wire.CodeInternal, "cannot read fuses")
 	}
-	if fuseHash == ([32]byte{}) {
+	var zero [32]byte
+	if bytes.Equal(fuseHash[:], zero[:]) {
 		return wire.Errorf(wire.CodeNotProvisioned, "no root key hash in fuses")
 	}
-	if sha256.Sum256(req.RootKey) != fuseHash {
+	if rk := sha256.Sum256(req.RootKey); !bytes.Equal(rk[:], fuseHash[:]) {
 		return wire.Errorf(wire.CodeSignature, "root key does not match the fuses")
 	}
 	if len(req.ImageKeyCert) > secpkg.MaxKeyCertSize || len(req.UpdateKeyCert) > secpkg.MaxKeyCertSize {
@@ -177,7 +178,7 @@ func (m *machine) installCertificate(der, caChain []byte) *wire.Error {
 	var cert x509lite.Certificate
 	if err := x509lite.Parse(der, &cert); err != nil {
 		code := wire.CodeMalformed
-		if errors.Is(err, x509lite.ErrUnsupportedAlgorithm) || errors.Is(err, x509lite.ErrCriticalExtension) {
+		if errs.Is(err, x509lite.ErrUnsupportedAlgorithm) || errs.Is(err, x509lite.ErrCriticalExtension) {
 			code = wire.CodeUnsupported
 		}
 		return wire.Errorf(code, "certificate: "+errText(err))

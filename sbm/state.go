@@ -1,11 +1,12 @@
 package sbm
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/binary"
-	"errors"
 
 	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/errs"
 	"github.com/sbm-project/sbm/internal/secpkg"
 	"github.com/sbm-project/sbm/wire"
 )
@@ -136,7 +137,7 @@ func (s *state) replayed(id [16]byte, issued uint64) bool {
 		return issued < s.replayFloor
 	}
 	for i := range int(s.replayLen) {
-		if s.replay[i] == id {
+		if bytes.Equal(s.replay[i][:], id[:]) {
 			return true
 		}
 	}
@@ -155,7 +156,7 @@ func (s *state) remember(id [16]byte, issued uint64) {
 		return
 	}
 	for i := range int(s.replayLen) {
-		if s.replay[i] == id {
+		if bytes.Equal(s.replay[i][:], id[:]) {
 			return
 		}
 	}
@@ -190,7 +191,7 @@ const (
 	tagRootSlot    = 23 // u8: the root-key fuse slot of the root key (tag 3)
 )
 
-var errRecord = errors.New("sbm: invalid secure-storage record")
+var errRecord = errs.New("sbm: invalid secure-storage record")
 
 // encode appends the TLV body of s to dst. The secret fields (the class
 // key) are encrypted with pad, the record's one-time pad (storage.pad).

@@ -7,9 +7,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
-	"errors"
 
 	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // Secure-storage record layout (little-endian; docs/sbm.md):
@@ -54,13 +54,13 @@ const (
 var (
 	// ErrNoSecureStorage is returned when the flash has no usable secure
 	// region (it needs at least two sectors).
-	ErrNoSecureStorage = errors.New("sbm: no usable secure storage region")
+	ErrNoSecureStorage = errs.New("sbm: no usable secure storage region")
 	// ErrStateTooLarge is returned when the state does not fit a bank.
-	ErrStateTooLarge = errors.New("sbm: state does not fit secure storage")
+	ErrStateTooLarge = errs.New("sbm: state does not fit secure storage")
 	// errNoKey is returned by commit when the PUF key of the state's
 	// helper data cannot be recovered.
-	errNoKey    = errors.New("sbm: puf key not recoverable: cannot authenticate secure storage")
-	errNoRegion = errors.New("sbm: flash region missing")
+	errNoKey    = errs.New("sbm: puf key not recoverable: cannot authenticate secure storage")
+	errNoRegion = errs.New("sbm: flash region missing")
 )
 
 // recordFault says why a bank's record was not loaded.
@@ -216,7 +216,7 @@ func (s *storage) readBank(i int) (uint32, []byte, recordFault) {
 	if s.f.Read(b.start, s.buf[:total]) != nil {
 		return 0, nil, faultCorrupt
 	}
-	if sha256.Sum256(s.buf[:signed]) != [32]byte(s.buf[signed:signed+recordCheck]) {
+	if sum := sha256.Sum256(s.buf[:signed]); !bytes.Equal(sum[:], s.buf[signed:signed+recordCheck]) {
 		return 0, nil, faultCorrupt
 	}
 	body := s.buf[recordHeader:signed]

@@ -1,8 +1,7 @@
 package sbm
 
 import (
-	"errors"
-
+	"github.com/sbm-project/sbm/internal/errs"
 	"github.com/sbm-project/sbm/internal/x509lite"
 	"github.com/sbm-project/sbm/wire"
 )
@@ -18,16 +17,16 @@ func verifyChain(certs [][]byte, rootKey []byte, suite uint8, now uint64, usage 
 	}
 	code := wire.CodeMalformed
 	switch {
-	case errors.Is(err, x509lite.ErrSignature), errors.Is(err, x509lite.ErrIssuerMismatch),
-		errors.Is(err, x509lite.ErrNotCA):
+	case errs.Is(err, x509lite.ErrSignature), errs.Is(err, x509lite.ErrIssuerMismatch),
+		errs.Is(err, x509lite.ErrNotCA):
 		code = wire.CodeSignature
-	case errors.Is(err, x509lite.ErrExpired), errors.Is(err, x509lite.ErrNotYetValid):
+	case errs.Is(err, x509lite.ErrExpired), errs.Is(err, x509lite.ErrNotYetValid):
 		code = wire.CodeExpired
-	case errors.Is(err, x509lite.ErrUnsupportedAlgorithm):
+	case errs.Is(err, x509lite.ErrUnsupportedAlgorithm):
 		code = wire.CodeUnsupported
-	case errors.Is(err, x509lite.ErrTooLarge):
+	case errs.Is(err, x509lite.ErrTooLarge):
 		code = wire.CodeTooLarge
-	case errors.Is(err, x509lite.ErrRootKey):
+	case errs.Is(err, x509lite.ErrRootKey):
 		code = wire.CodeNotProvisioned
 	}
 	return wire.Errorf(code, errText(err))

@@ -1,10 +1,10 @@
 package wire
 
 import (
-	"errors"
 	"unicode/utf8"
 
 	"github.com/sbm-project/sbm/internal/cbor"
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // Type is a frame type (docs/spec/protocol.md §3). Requests, sent by the
@@ -69,9 +69,9 @@ type fieldFunc func(k uint64, d *cbor.Decoder) (known bool, err error)
 func decodeMap(b []byte, field fieldFunc) (seen uint32, err error) {
 	seen, err = cbor.DecodeMap(b, maxMapEntries, cbor.FieldFunc(field))
 	switch {
-	case errors.Is(err, cbor.ErrMapKey):
+	case errs.Is(err, cbor.ErrMapKey):
 		err = errBodyKey
-	case errors.Is(err, cbor.ErrUnknownKey):
+	case errs.Is(err, cbor.ErrUnknownKey):
 		err = errBodyUnknown
 	}
 	return seen, err

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/sbm-project/sbm/hal"
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // Session defaults (docs/spec/protocol.md §6).
@@ -148,7 +149,7 @@ func (s *Session) Serve() (EndReason, error) {
 			return EndTimeout, nil
 		}
 		n, err := s.uart.Read(s.rx[:], s.cfg.Inactivity-idle)
-		if err == hal.ErrTimeout {
+		if errs.Same(err, hal.ErrTimeout) {
 			continue
 		}
 		if err != nil && n <= 0 {

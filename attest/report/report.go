@@ -12,13 +12,14 @@
 package report
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
-	"errors"
 	"unicode/utf8"
 
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // Report parameters.
@@ -66,13 +67,13 @@ const (
 // Errors of the codec.
 var (
 	// ErrMalformed: the report is not a well-formed report of this format.
-	ErrMalformed = errors.New("report: malformed")
+	ErrMalformed = errs.New("report: malformed")
 	// ErrHeader: the protected header names another algorithm or key.
-	ErrHeader = errors.New("report: header does not match the key")
+	ErrHeader = errs.New("report: header does not match the key")
 	// ErrSignature: the signature does not verify.
-	ErrSignature = errors.New("report: signature does not verify")
+	ErrSignature = errs.New("report: signature does not verify")
 	// ErrFields: Append was given facts outside the format's bounds.
-	ErrFields = errors.New("report: invalid facts")
+	ErrFields = errs.New("report: invalid facts")
 )
 
 // App is the running application as the SBM verified it.
@@ -195,7 +196,7 @@ func Verify(rep []byte, alg int64, rawPub []byte) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.Alg != alg || h.KID != sha256.Sum256(rawPub) {
+	if kid := sha256.Sum256(rawPub); h.Alg != alg || !bytes.Equal(h.KID[:], kid[:]) {
 		return nil, ErrHeader
 	}
 	if err := s.Verify(alg, rawPub); err != nil {

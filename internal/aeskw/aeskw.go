@@ -5,16 +5,17 @@ package aeskw
 import (
 	"crypto/subtle"
 	"encoding/binary"
-	"errors"
+
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 var (
 	// ErrInvalidLength means the input is not a multiple of 8 bytes or is
 	// too short (plaintexts need at least 16 bytes, ciphertexts 24).
-	ErrInvalidLength = errors.New("aeskw: invalid input length")
+	ErrInvalidLength = errs.New("aeskw: invalid input length")
 	// ErrIntegrity means the unwrapped initial value does not match: the
 	// key-encryption key is wrong or the ciphertext was altered.
-	ErrIntegrity = errors.New("aeskw: integrity check failed")
+	ErrIntegrity = errs.New("aeskw: integrity check failed")
 )
 
 // defaultIV is the RFC 3394 §2.2.3.1 default initial value.

@@ -1,13 +1,13 @@
 package cbor
 
-import "errors"
+import "github.com/sbm-project/sbm/internal/errs"
 
 // Errors of DecodeMap.
 var (
 	// ErrMapKey reports a map key that is not an integer.
-	ErrMapKey = errors.New("cbor: map key is not an integer")
+	ErrMapKey = errs.New("cbor: map key is not an integer")
 	// ErrUnknownKey reports an unknown (critical) key k ≥ 0.
-	ErrUnknownKey = errors.New("cbor: unknown map key")
+	ErrUnknownKey = errs.New("cbor: unknown map key")
 )
 
 // FieldFunc decodes the value of key k at d and reports whether the key is

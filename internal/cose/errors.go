@@ -1,27 +1,29 @@
 package cose
 
-import "errors"
+import (
+	"github.com/sbm-project/sbm/internal/errs"
+)
 
 // Errors returned by this package.
 var (
 	// ErrMalformed means the message is not a well-formed tagged
 	// COSE_Sign1 in the accepted CBOR subset.
-	ErrMalformed = errors.New("cose: malformed COSE_Sign1")
+	ErrMalformed = errs.New("cose: malformed COSE_Sign1")
 	// ErrHeader means the protected header is not exactly {alg, content
 	// type, kid} with the types of spec §3.
-	ErrHeader = errors.New("cose: invalid protected header")
+	ErrHeader = errs.New("cose: invalid protected header")
 	// ErrAlg means an unsupported algorithm.
-	ErrAlg = errors.New("cose: unsupported algorithm")
+	ErrAlg = errs.New("cose: unsupported algorithm")
 	// ErrKey means the public key or signer does not fit the algorithm.
-	ErrKey = errors.New("cose: invalid key for algorithm")
+	ErrKey = errs.New("cose: invalid key for algorithm")
 	// ErrSignature means the signature does not verify.
-	ErrSignature = errors.New("cose: signature verification failed")
+	ErrSignature = errs.New("cose: signature verification failed")
 	// ErrHighS means an ES256 signature whose s is above n/2, which the
 	// format refuses even if it verifies (it is always returned wrapped
 	// with ErrSignature).
-	ErrHighS = errors.New("cose: ES256 signature is not low-S")
+	ErrHighS = errs.New("cose: ES256 signature is not low-S")
 	// ErrNotFound means an unprotected header label is absent.
-	ErrNotFound = errors.New("cose: header label not present")
+	ErrNotFound = errs.New("cose: header label not present")
 )
 
 // wrapError carries a package sentinel and the underlying cause (such as a

@@ -28,6 +28,7 @@ var devicePackages = []string{
 	"internal/aeskw",
 	"internal/smallaes",
 	"internal/crc",
+	"internal/errs",
 	"internal/secpkg",
 	"internal/x509lite",
 	"internal/p256",

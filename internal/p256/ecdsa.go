@@ -76,7 +76,7 @@ func ECDH() ecdh.Curve { return ecdh.P256() }
 // IsPublicKey reports whether pub is a P-256 *ecdsa.PublicKey.
 func IsPublicKey(pub crypto.PublicKey) bool {
 	k, ok := pub.(*ecdsa.PublicKey)
-	return ok && k.Curve == elliptic.P256()
+	return ok && k.Curve != nil && k.Curve.Params() == elliptic.P256().Params()
 }
 
 // RawPublicKey returns the 65-byte uncompressed point of pub if it is an

@@ -10,11 +10,11 @@
 // linked. Callers treat a P-256 input then as an unsupported suite.
 package p256
 
-import "errors"
+import "github.com/sbm-project/sbm/internal/errs"
 
 // ErrUnsupported is returned when the package is compiled without P-256
 // (build tag sbm_ed25519only).
-var ErrUnsupported = errors.New("p256: P-256 is not compiled into this build (sbm_ed25519only)")
+var ErrUnsupported = errs.New("p256: P-256 is not compiled into this build (sbm_ed25519only)")
 
 // PublicKeySize is the size of a SEC 1 uncompressed point, 04 ‖ X ‖ Y.
 const PublicKeySize = 65

@@ -1,37 +1,38 @@
 package secpkg
 
 import (
-	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // Sentinel errors. Every error returned by this package matches (errors.Is)
 // at least one of them.
 var (
-	ErrMalformed        = errors.New("secpkg: malformed structure")
-	ErrUnknownCritical  = errors.New("secpkg: unknown critical field")
-	ErrTooLarge         = errors.New("secpkg: size limit exceeded")
-	ErrVersion          = errors.New("secpkg: unsupported format version")
-	ErrAlgorithm        = errors.New("secpkg: algorithm does not match the suite")
-	ErrSignature        = errors.New("secpkg: signature verification failed")
-	ErrKeyCert          = errors.New("secpkg: invalid key certificate")
-	ErrWrongRole        = errors.New("secpkg: key certificate has the wrong role")
-	ErrRevoked          = errors.New("secpkg: signing key revoked (key epoch below the device's)")
-	ErrRevocation       = errors.New("secpkg: invalid revocation statement")
-	ErrRootTransition   = errors.New("secpkg: invalid root transition statement")
-	ErrVendor           = errors.New("secpkg: vendor id mismatch")
-	ErrClass            = errors.New("secpkg: class id mismatch")
-	ErrContentType      = errors.New("secpkg: wrong content type")
-	ErrNotRecipient     = errors.New("secpkg: not the recipient of this upk")
-	ErrManifestMismatch = errors.New("secpkg: upk is bound to another manifest")
-	ErrNotYetValid      = errors.New("secpkg: upk not yet valid")
-	ErrExpired          = errors.New("secpkg: upk expired")
-	ErrUnwrap           = errors.New("secpkg: key unwrap failed")
-	ErrChunk            = errors.New("secpkg: authentication failed")
-	ErrTruncated        = errors.New("secpkg: truncated")
-	ErrTrailingData     = errors.New("secpkg: trailing data")
-	ErrDigest           = errors.New("secpkg: payload digest mismatch")
+	ErrMalformed        = errs.New("secpkg: malformed structure")
+	ErrUnknownCritical  = errs.New("secpkg: unknown critical field")
+	ErrTooLarge         = errs.New("secpkg: size limit exceeded")
+	ErrVersion          = errs.New("secpkg: unsupported format version")
+	ErrAlgorithm        = errs.New("secpkg: algorithm does not match the suite")
+	ErrSignature        = errs.New("secpkg: signature verification failed")
+	ErrKeyCert          = errs.New("secpkg: invalid key certificate")
+	ErrWrongRole        = errs.New("secpkg: key certificate has the wrong role")
+	ErrRevoked          = errs.New("secpkg: signing key revoked (key epoch below the device's)")
+	ErrRevocation       = errs.New("secpkg: invalid revocation statement")
+	ErrRootTransition   = errs.New("secpkg: invalid root transition statement")
+	ErrVendor           = errs.New("secpkg: vendor id mismatch")
+	ErrClass            = errs.New("secpkg: class id mismatch")
+	ErrContentType      = errs.New("secpkg: wrong content type")
+	ErrNotRecipient     = errs.New("secpkg: not the recipient of this upk")
+	ErrManifestMismatch = errs.New("secpkg: upk is bound to another manifest")
+	ErrNotYetValid      = errs.New("secpkg: upk not yet valid")
+	ErrExpired          = errs.New("secpkg: upk expired")
+	ErrUnwrap           = errs.New("secpkg: key unwrap failed")
+	ErrChunk            = errs.New("secpkg: authentication failed")
+	ErrTruncated        = errs.New("secpkg: truncated")
+	ErrTrailingData     = errs.New("secpkg: trailing data")
+	ErrDigest           = errs.New("secpkg: payload digest mismatch")
 )
 
 // msg returns an error's message without the package prefix.
@@ -53,7 +54,7 @@ func (e *wrapError) Unwrap() []error { return []error{e.kind, e.cause} }
 
 // wrap returns kind annotated with cause; errors.Is matches both.
 func wrap(kind, cause error) error {
-	if cause == nil || cause == kind {
+	if cause == nil || errs.Same(cause, kind) {
 		return kind
 	}
 	return &wrapError{kind, cause}
@@ -105,23 +106,23 @@ func (e *ChunkError) Unwrap() error { return e.Err }
 
 // Detail causes used in wrapped errors.
 var (
-	errMissing        = errors.New("missing")
-	errRange          = errors.New("value out of range")
-	errSize           = errors.New("wrong size")
-	errType           = errors.New("wrong type")
-	errDuplicate      = errors.New("duplicate key")
-	errNotInteger     = errors.New("key is not an integer")
-	errMagic          = errors.New("bad magic")
-	errRecordType     = errors.New("unknown record type")
-	errRecordOrder    = errors.New("record out of order")
-	errReserved       = errors.New("non-zero flags or reserved bytes")
-	errNoKeyCert      = errors.New("no key certificate in unprotected header")
-	errKID            = errors.New("kid does not match the signing key")
-	errPoint          = errors.New("invalid ephemeral public key")
-	errCurve          = errors.New("ephemeral key is not on the recipient's curve")
-	errEphemeralLabel = errors.New("recipient unprotected header is not exactly {-1: ephemeral key}")
-	errDeviceID       = errors.New("device id does not match")
-	errEscrow         = errors.New("an escrow upk is never for a device")
-	errKeyID          = errors.New("key id does not match")
-	errChunkLen       = errors.New("wrong chunk length")
+	errMissing        = errs.New("missing")
+	errRange          = errs.New("value out of range")
+	errSize           = errs.New("wrong size")
+	errType           = errs.New("wrong type")
+	errDuplicate      = errs.New("duplicate key")
+	errNotInteger     = errs.New("key is not an integer")
+	errMagic          = errs.New("bad magic")
+	errRecordType     = errs.New("unknown record type")
+	errRecordOrder    = errs.New("record out of order")
+	errReserved       = errs.New("non-zero flags or reserved bytes")
+	errNoKeyCert      = errs.New("no key certificate in unprotected header")
+	errKID            = errs.New("kid does not match the signing key")
+	errPoint          = errs.New("invalid ephemeral public key")
+	errCurve          = errs.New("ephemeral key is not on the recipient's curve")
+	errEphemeralLabel = errs.New("recipient unprotected header is not exactly {-1: ephemeral key}")
+	errDeviceID       = errs.New("device id does not match")
+	errEscrow         = errs.New("an escrow upk is never for a device")
+	errKeyID          = errs.New("key id does not match")
+	errChunkLen       = errs.New("wrong chunk length")
 )

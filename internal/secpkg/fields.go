@@ -1,9 +1,8 @@
 package secpkg
 
 import (
-	"errors"
-
 	"github.com/sbm-project/sbm/internal/cbor"
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // maxMapEntries bounds every map of the format, extensions included.
@@ -26,11 +25,10 @@ func (s *mapSpec) fieldName(k int64) string {
 }
 
 func (s *mapSpec) err(k int64, kind, cause error) error {
-	var fe *FieldError
-	if errors.As(cause, &fe) { // already names a nested field
+	if _, ok := errs.As[*FieldError](cause); ok { // already names a nested field
 		return cause
 	}
-	if cause != nil && kind == ErrMalformed {
+	if cause != nil && errs.Same(kind, ErrMalformed) {
 		cause = cborCause(cause)
 	}
 	return &FieldError{Struct: s.name, Key: k, Name: s.fieldName(k), Kind: kind, Err: cause}
@@ -38,10 +36,10 @@ func (s *mapSpec) err(k int64, kind, cause error) error {
 
 // cborCause maps cbor errors to short messages, keeping them matchable.
 func cborCause(err error) error {
-	if errors.Is(err, cbor.ErrType) {
+	if errs.Is(err, cbor.ErrType) {
 		return errType
 	}
-	if errors.Is(err, cbor.ErrRange) {
+	if errs.Is(err, cbor.ErrRange) {
 		return errRange
 	}
 	return err
@@ -56,10 +54,10 @@ func cborCause(err error) error {
 func decodeMap(d *cbor.Decoder, s *mapSpec, field func(k int64, d *cbor.Decoder) error) error {
 	n, err := d.MapHeader(maxMapEntries)
 	if err != nil {
-		if errors.Is(err, cbor.ErrTooLarge) {
-			return wrap(ErrTooLarge, errors.New(s.name+": too many fields"))
+		if errs.Is(err, cbor.ErrTooLarge) {
+			return wrap(ErrTooLarge, errs.New(s.name+": too many fields"))
 		}
-		return wrap(ErrMalformed, errors.New(s.name+": "+msg(cborCause(err))))
+		return wrap(ErrMalformed, errs.New(s.name+": "+msg(cborCause(err))))
 	}
 	var seen cbor.KeySet
 	var present uint32
@@ -67,7 +65,7 @@ func decodeMap(d *cbor.Decoder, s *mapSpec, field func(k int64, d *cbor.Decoder)
 		start := d.Offset()
 		k, err := d.Int()
 		if err != nil {
-			return wrap(ErrMalformed, errors.New(s.name+": "+msg(errNotInteger)))
+			return wrap(ErrMalformed, errs.New(s.name+": "+msg(errNotInteger)))
 		}
 		if err := seen.Add(d.Since(start)); err != nil {
 			return s.err(k, ErrMalformed, errDuplicate)
@@ -97,7 +95,7 @@ func decodeMap(d *cbor.Decoder, s *mapSpec, field func(k int64, d *cbor.Decoder)
 // kindOf returns the package sentinel err matches, or ErrMalformed.
 func kindOf(err error) error {
 	for _, k := range []error{ErrUnknownCritical, ErrTooLarge, ErrVersion, ErrAlgorithm, ErrMalformed} {
-		if errors.Is(err, k) {
+		if errs.Is(err, k) {
 			return k
 		}
 	}

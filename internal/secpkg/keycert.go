@@ -1,6 +1,7 @@
 package secpkg
 
 import (
+	"bytes"
 	"crypto/sha256"
 
 	"github.com/sbm-project/sbm/internal/cbor"
@@ -134,7 +135,7 @@ func verifyKeyCert(a *Anchors, raw []byte, role Role) (keyCert, error) {
 	if s.header.Alg != a.Suite.Alg() {
 		return c, wrap(ErrKeyCert, ErrAlgorithm)
 	}
-	if s.header.KID != KeyID(a.RootKey) {
+	if rk := KeyID(a.RootKey); !bytes.Equal(s.header.KID[:], rk[:]) {
 		return c, wrap(ErrKeyCert, errKID)
 	}
 	if !a.isTrusted(raw) {
@@ -151,7 +152,7 @@ func verifyKeyCert(a *Anchors, raw []byte, role Role) (keyCert, error) {
 	if c.role != role {
 		return c, ErrWrongRole
 	}
-	if c.vendorID != a.VendorID {
+	if !bytes.Equal(c.vendorID[:], a.VendorID[:]) {
 		return c, wrap(ErrKeyCert, ErrVendor)
 	}
 	if int(c.role) < len(a.MinEpoch) && c.epoch < a.MinEpoch[c.role] {
@@ -180,7 +181,7 @@ func verifySigned(a *Anchors, msg []byte, max int, ct string, role Role) (signed
 		return s, err
 	}
 	s.epoch = c.epoch
-	if s.header.KID != KeyID(c.key) {
+	if ck := KeyID(c.key); !bytes.Equal(s.header.KID[:], ck[:]) {
 		return s, wrap(ErrKeyCert, errKID)
 	}
 	if err := s.msg.Verify(s.header.Alg, c.key); err != nil {
@@ -200,11 +201,12 @@ func (a *Anchors) TrustKeyCert(raw []byte, role Role) error {
 		return err
 	}
 	d := sha256.Sum256(raw)
+	var zero [32]byte
 	for i := range a.trusted {
-		if a.trusted[i] == d {
+		if bytes.Equal(a.trusted[i][:], d[:]) {
 			return nil
 		}
-		if a.trusted[i] == ([32]byte{}) {
+		if bytes.Equal(a.trusted[i][:], zero[:]) {
 			a.trusted[i] = d
 			return nil
 		}
@@ -215,7 +217,7 @@ func (a *Anchors) TrustKeyCert(raw []byte, role Role) error {
 func (a *Anchors) isTrusted(raw []byte) bool {
 	d := sha256.Sum256(raw)
 	for i := range a.trusted {
-		if a.trusted[i] == d {
+		if bytes.Equal(a.trusted[i][:], d[:]) {
 			return true
 		}
 	}

@@ -1,11 +1,12 @@
 package secpkg
 
 import (
+	"bytes"
 	"crypto/sha256"
-	"errors"
 
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // Manifest is a decoded manifest (spec §5).
@@ -76,10 +77,10 @@ func VerifyManifest(a *Anchors, sign1 []byte) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.VendorID != a.VendorID {
+	if !bytes.Equal(m.VendorID[:], a.VendorID[:]) {
 		return nil, ErrVendor
 	}
-	if m.ClassID != a.ClassID {
+	if !bytes.Equal(m.ClassID[:], a.ClassID[:]) {
 		return nil, ErrClass
 	}
 	raw, err := s.msg.UnprotectedBytes(LabelRevocation)
@@ -93,7 +94,7 @@ func VerifyManifest(a *Anchors, sign1 []byte) (*Manifest, error) {
 		if m.Revocation.Role == RoleImageSigning && m.SignerEpoch < m.Revocation.MinEpoch {
 			return nil, wrap(ErrRevoked, errRevokesOwnKey)
 		}
-	case !errors.Is(err, cose.ErrNotFound):
+	case !errs.Is(err, cose.ErrNotFound):
 		return nil, wrap(ErrMalformed, err)
 	}
 	return m, nil

@@ -1,9 +1,9 @@
 package secpkg
 
 import (
-	"errors"
-
+	"bytes"
 	"github.com/sbm-project/sbm/internal/cbor"
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // ContentTypeRevocation is the content type of a revocation statement
@@ -25,7 +25,7 @@ type Revocation struct {
 	Issued   uint64
 }
 
-var errRevokesOwnKey = errors.New("the manifest's revocation statement revokes the key that signed it")
+var errRevokesOwnKey = errs.New("the manifest's revocation statement revokes the key that signed it")
 
 // verifyRootSigned decodes raw (at most max bytes, content type ct) and
 // verifies that the root key itself signed it: a statement of the root.
@@ -37,7 +37,7 @@ func verifyRootSigned(a *Anchors, raw []byte, max int, ct string) (signed, error
 	if s.header.Alg != a.Suite.Alg() {
 		return s, ErrAlgorithm
 	}
-	if s.header.KID != KeyID(a.RootKey) {
+	if rk := KeyID(a.RootKey); !bytes.Equal(s.header.KID[:], rk[:]) {
 		return s, errKID
 	}
 	if err := s.msg.Verify(s.header.Alg, a.RootKey); err != nil {
@@ -90,7 +90,7 @@ func VerifyRevocation(a *Anchors, raw []byte) (*Revocation, error) {
 	if err := d.Finish(); err != nil {
 		return nil, wrap(ErrRevocation, wrap(ErrTrailingData, err))
 	}
-	if vendor != a.VendorID {
+	if !bytes.Equal(vendor[:], a.VendorID[:]) {
 		return nil, wrap(ErrRevocation, ErrVendor)
 	}
 	return r, nil

@@ -1,6 +1,7 @@
 package secpkg
 
 import (
+	"bytes"
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
 )
@@ -90,7 +91,7 @@ func VerifyRootTransition(a *Anchors, raw []byte) (*RootTransition, error) {
 	if err := d.Finish(); err != nil {
 		return nil, wrap(ErrRootTransition, wrap(ErrTrailingData, err))
 	}
-	if vendor != a.VendorID {
+	if !bytes.Equal(vendor[:], a.VendorID[:]) {
 		return nil, wrap(ErrRootTransition, ErrVendor)
 	}
 	return t, nil

@@ -160,7 +160,7 @@ func (u *UPK) Unwrap(k KeyAgreement) ([32]byte, error) {
 	if pub == nil {
 		return cek, ErrNotRecipient
 	}
-	if KeyID(pub.Bytes()) != u.KeyID {
+	if k := KeyID(pub.Bytes()); !bytes.Equal(k[:], u.KeyID[:]) {
 		return cek, wrap(ErrNotRecipient, errKeyID)
 	}
 	var curve ecdh.Curve
@@ -173,7 +173,11 @@ func (u *UPK) Unwrap(k KeyAgreement) ([32]byte, error) {
 	if curve == nil {
 		return cek, wrap(ErrUnwrap, errPoint)
 	}
-	if pub.Curve() != curve {
+	// The recipient's key must be on the ephemeral key's curve: its
+	// encoding must be a public key of that curve (X25519: 32 bytes;
+	// P-256: a 65-byte point on the curve), which tells the two apart
+	// without comparing ecdh.Curve interface values (internal/errs).
+	if _, err := curve.NewPublicKey(pub.Bytes()); err != nil {
 		return cek, wrap(ErrUnwrap, errCurve)
 	}
 	eph, err := curve.NewPublicKey(u.ephemeral[:u.ephLen])

@@ -82,10 +82,10 @@ func VerifyUPK(a *Anchors, sign1 []byte) (*UPK, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.VendorID != a.VendorID {
+	if !bytes.Equal(u.VendorID[:], a.VendorID[:]) {
 		return nil, ErrVendor
 	}
-	if u.ClassID != a.ClassID {
+	if !bytes.Equal(u.ClassID[:], a.ClassID[:]) {
 		return nil, ErrClass
 	}
 	if u.ephSuite != a.Suite {
@@ -176,10 +176,10 @@ func (u *UPK) CheckManifest(m *Manifest) error {
 	if subtle.ConstantTimeCompare(u.ManifestDigest[:], m.Digest[:]) != 1 {
 		return ErrManifestMismatch
 	}
-	if u.VendorID != m.VendorID {
+	if !bytes.Equal(u.VendorID[:], m.VendorID[:]) {
 		return ErrVendor
 	}
-	if u.ClassID != m.ClassID {
+	if !bytes.Equal(u.ClassID[:], m.ClassID[:]) {
 		return ErrClass
 	}
 	return nil

@@ -17,15 +17,16 @@ package smallaes
 
 import (
 	"crypto/cipher"
-	"errors"
 	"math/bits"
+
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // BlockSize is the AES block size in bytes.
 const BlockSize = 16
 
 // ErrKeySize is returned for a key that is not 16, 24 or 32 bytes long.
-var ErrKeySize = errors.New("smallaes: invalid key size")
+var ErrKeySize = errs.New("smallaes: invalid key size")
 
 // A Block is an AES block cipher with an expanded key. It implements
 // cipher.Block.

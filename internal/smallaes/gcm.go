@@ -3,7 +3,8 @@ package smallaes
 import (
 	"crypto/subtle"
 	"encoding/binary"
-	"errors"
+
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // GCM sizes: the only nonce and tag sizes this package supports.
@@ -14,7 +15,7 @@ const (
 
 // ErrOpen is returned by Open when the tag does not authenticate the
 // ciphertext and additional data.
-var ErrOpen = errors.New("smallaes: message authentication failed")
+var ErrOpen = errs.New("smallaes: message authentication failed")
 
 // A GCM is AES in Galois/Counter Mode with a 96-bit nonce and a 128-bit
 // tag. Its methods are those of cipher.AEAD with the nonce as an array
@@ -26,7 +27,7 @@ type GCM struct {
 
 // ErrTooLarge is returned by Seal for a plaintext over GCM's limit of
 // 2^32 − 2 blocks (64 GiB − 32 bytes).
-var ErrTooLarge = errors.New("smallaes: message too large for GCM")
+var ErrTooLarge = errs.New("smallaes: message too large for GCM")
 
 // maxPlaintext is GCM's plaintext limit in bytes (SP 800-38D §5.2.1.1).
 const maxPlaintext = (1<<32 - 2) * BlockSize

@@ -10,10 +10,10 @@ package mailbox
 
 import (
 	"encoding/binary"
-	"errors"
 
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/crc"
+	"github.com/sbm-project/sbm/internal/errs"
 )
 
 // Offset is the RAM offset of the mailbox.
@@ -44,9 +44,9 @@ const (
 
 // Errors.
 var (
-	ErrNoFrame   = errors.New("mailbox: no frame")
-	ErrMalformed = errors.New("mailbox: malformed message")
-	ErrTooLarge  = errors.New("mailbox: message too large")
+	ErrNoFrame   = errs.New("mailbox: no frame")
+	ErrMalformed = errs.New("mailbox: malformed message")
+	ErrTooLarge  = errs.New("mailbox: message too large")
 )
 
 // Request is a message from the provisioning tool.
