@@ -90,7 +90,7 @@ echo "== $(go version)"
 # has none (internal/errs, internal/devicerule). $tinygo/sbm-patches
 # names the patch level; another level rebuilds.
 tinygo=$cache/tinygo-$tinygo_version
-patches=7 # 1: semihosting putchar; 2: constant fips140.Enabled; 3: fips140hash without SHA-3; 4-5: no GODEBUG; 6-7: no interface comparisons
+patches=9 # 1, 8: semihosting putchar; 2: constant fips140.Enabled; 3: fips140hash without SHA-3; 4-5: no GODEBUG; 6-7: no interface comparisons; 9: aligned P-256 table
 if [ ! -x "$tinygo/bin/tinygo" ] || [ "$(cat "$tinygo/sbm-patches" 2>/dev/null)" != "$patches" ]; then
 	echo "== building TinyGo $tinygo_version (about 2 minutes)"
 	src=$(cd "$cache" && go mod download -json "github.com/tinygo-org/tinygo@v$tinygo_version" |
@@ -107,9 +107,12 @@ if [ ! -x "$tinygo/bin/tinygo" ] || [ "$(cat "$tinygo/sbm-patches" 2>/dev/null)"
 		s = open(p).read()
 		old = "func putchar(c byte) {\n\tstdoutWrite.Set(uint8(c))\n}"
 		new = ("func putchar(c byte) {\n\tif mps2 {\n"
-		       "\t\t// sbm firmware.sh: console over semihosting (SYS_WRITEC) on the MPS2 boards.\n"
-		       "\t\tarm.SemihostingCall(arm.SemihostingWriteByte, uintptr(unsafe.Pointer(&c)))\n"
-		       "\t\treturn\n\t}\n\tstdoutWrite.Set(uint8(c))\n}")
+		       "\t\t// sbm firmware.sh: console over semihosting (SYS_WRITEC) on the MPS2 boards,\n"
+		       "\t\t// from a global so that printing allocates nothing (the HardFault\n"
+		       "\t\t// handler prints, and may not allocate).\n"
+		       "\t\tputcharByte = c\n"
+		       "\t\tarm.SemihostingCall(arm.SemihostingWriteByte, uintptr(unsafe.Pointer(&putcharByte)))\n"
+		       "\t\treturn\n\t}\n\tstdoutWrite.Set(uint8(c))\n}\n\nvar putcharByte byte")
 		assert old in s, "runtime_cortexm_qemu.go: putchar not found"
 		open(p, "w").write(s.replace(old, new))
 	EOF
@@ -148,7 +151,8 @@ if [ ! -x "$tinygo/bin/tinygo" ] || [ "$(cat "$tinygo/sbm-patches" 2>/dev/null)"
 		                             '\t\tpaths["crypto/internal/fips140hash/"] = false\n'
 		                             '\t\tpaths["crypto/internal/fips140only/"] = false\n'
 		                             '\t\tpaths["crypto/internal/fips140/hmac/"] = false\n'
-		                             '\t\tpaths["crypto/ecdh/"] = false\n'))
+		                             '\t\tpaths["crypto/ecdh/"] = false\n'
+		                             '\t\tpaths["crypto/internal/fips140/nistec/"] = false\n'))
 	EOF
 	for d in crypto/ecdh crypto/internal/fips140/hmac; do
 		mkdir -p "$tinygo.tmp/src/$d"
@@ -187,6 +191,31 @@ if [ ! -x "$tinygo/bin/tinygo" ] || [ "$(cat "$tinygo/sbm-patches" 2>/dev/null)"
 		s = s[:start] + ("\t// sbm firmware.sh: the check that h returned two distinct values\n"
 		                 "\t// (an interface comparison) is left out.\n") + s[end:]
 		open(p, "w").write(s)
+	EOF
+	# Go's P-256 base-point table is a [...]byte that crypto/internal/
+	# fips140/nistec reads as uint64 limbs through an unsafe cast; gc aligns
+	# it, TinyGo gives a byte array alignment 1, and where the linker puts
+	# it at an address that is not a multiple of 4 the Cortex-M3 faults
+	# (unaligned LDRD) at the first P-256 base-point multiplication. The
+	# copy declares the same bytes as little-endian uint64 words.
+	nist=crypto/internal/fips140/nistec
+	rm -rf "$tinygo.tmp/src/$nist"
+	cp -r "$goroot/src/$nist" "$tinygo.tmp/src/$nist"
+	chmod -R u+w "$tinygo.tmp/src/$nist"
+	find "$tinygo.tmp/src/$nist" -name '*_test.go' -delete
+	python3 - "$tinygo.tmp/src/$nist/p256_table.go" <<-'EOF'
+		import re, struct, sys
+		p = sys.argv[1]
+		s = open(p).read()
+		m = re.search(r"var p256PrecomputedEmbed = \[\.\.\.\]byte\{([^}]*)\}", s)
+		assert m, "p256_table.go: p256PrecomputedEmbed not found"
+		b = bytes(int(x, 0) for x in m.group(1).split(","))
+		assert len(b) % 8 == 0
+		w = struct.unpack("<%dQ" % (len(b) // 8), b)
+		new = ("// sbm firmware.sh: uint64 words (little-endian, the same bytes), so that\n"
+		       "// the table is aligned for the uint64 reads of p256.go.\n"
+		       "var p256PrecomputedEmbed = [%d]uint64{%s}" % (len(w), ", ".join("%#x" % x for x in w)))
+		open(p, "w").write(s[:m.start()] + new + s[m.end():])
 	EOF
 	mkdir -p "$tinygo.tmp/src/crypto/internal/fips140only"
 	fo=$goroot/src/crypto/internal/fips140only/fips140only.go
