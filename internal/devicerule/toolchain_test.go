@@ -143,7 +143,8 @@ func parseAPILine(line string) (apiKey, bool) {
 // toolchainChecker type-checks packages from source as the firmware
 // toolchain would see them: files selected by firmwareContext, language
 // version firmwareGoVersion, 32-bit int (a constant that overflows it is
-// an error), and no standard-library API newer than firmwareGoVersion.
+// an error), no standard-library API newer than firmwareGoVersion, and no
+// size hazards (checkSizeHazards).
 type toolchainChecker struct {
 	root    string // module root
 	fset    *token.FileSet
@@ -218,6 +219,7 @@ func (c *toolchainChecker) check(path, dir string) *types.Package {
 	pkg, _ := conf.Check(path, c.fset, files, info)
 	c.checked[path] = pkg
 	c.checkAPI(info, files)
+	c.checkSizeHazards(info, files)
 	return pkg
 }
 
