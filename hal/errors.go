@@ -1,8 +1,6 @@
 package hal
 
-import (
-	"github.com/sbm-project/sbm/internal/errs"
-)
+import "github.com/sbm-project/sbm/internal/errs"
 
 // Errors returned by hal implementations. Implementations wrap them with
 // detail; callers test them with errors.Is.

@@ -1,8 +1,6 @@
 package cose
 
-import (
-	"github.com/sbm-project/sbm/internal/errs"
-)
+import "github.com/sbm-project/sbm/internal/errs"
 
 // Errors returned by this package.
 var (

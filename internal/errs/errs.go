@@ -16,8 +16,9 @@ package errs
 // errors.Is): the device-side packages' ErrXxx variables.
 type Sentinel struct{ text string }
 
-// New returns a new sentinel error with the given text. Each call returns
-// a distinct error.
+// New returns an error with the given text, as errors.New does. Each call
+// returns a distinct error; one kept in a package-level variable is a
+// sentinel that Is and Same match.
 func New(text string) error { return &Sentinel{text} }
 
 // Error returns the text given to New.
@@ -31,28 +32,13 @@ func (s *Sentinel) Error() string { return s.text }
 // arbitrary errors needs the interface comparison this package avoids.
 func Is(err, target error) bool {
 	t, _ := target.(*Sentinel)
-	for err != nil {
-		if s, ok := err.(*Sentinel); ok && s == t {
+	return walk(err, func(e error) bool {
+		if s, ok := e.(*Sentinel); ok && s == t {
 			return true
 		}
-		if x, ok := err.(interface{ Is(error) bool }); ok && x.Is(target) {
-			return true
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			err = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				if Is(e, target) {
-					return true
-				}
-			}
-			return false
-		default:
-			return false
-		}
-	}
-	return false
+		x, ok := e.(interface{ Is(error) bool })
+		return ok && x.Is(target)
+	})
 }
 
 // Same reports whether a and b are the same sentinel (made by New); it is
@@ -68,24 +54,35 @@ func Same(a, b error) bool {
 // Unwrap() error and Unwrap() []error. (Unlike errors.As it does not call
 // As methods; no device-side error has one.)
 func As[T error](err error) (T, bool) {
+	var t T
+	found := walk(err, func(e error) bool {
+		var ok bool
+		t, ok = e.(T)
+		return ok
+	})
+	return t, found
+}
+
+// walk reports whether match is true for an error in err's tree: err
+// itself, then depth first through Unwrap() error and Unwrap() []error.
+func walk(err error, match func(error) bool) bool {
 	for err != nil {
-		if t, ok := err.(T); ok {
-			return t, true
+		if match(err) {
+			return true
 		}
 		switch u := err.(type) {
 		case interface{ Unwrap() error }:
 			err = u.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, e := range u.Unwrap() {
-				if t, ok := As[T](e); ok {
-					return t, true
+				if walk(e, match) {
+					return true
 				}
 			}
-			err = nil
+			return false
 		default:
-			err = nil
+			return false
 		}
 	}
-	var zero T
-	return zero, false
+	return false
 }

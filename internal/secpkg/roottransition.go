@@ -2,6 +2,7 @@ package secpkg
 
 import (
 	"bytes"
+
 	"github.com/sbm-project/sbm/internal/cbor"
 	"github.com/sbm-project/sbm/internal/cose"
 )

@@ -1,8 +1,6 @@
 package x509lite
 
-import (
-	"github.com/sbm-project/sbm/internal/errs"
-)
+import "github.com/sbm-project/sbm/internal/errs"
 
 // Errors returned by Parse and VerifyChain. They are sentinels: compare
 // with errors.Is.
