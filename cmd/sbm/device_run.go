@@ -243,6 +243,7 @@ answers, for at most --timeout.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
+			deadline, _ := ctx.Deadline()
 			for {
 				c, err := vmcu.DialControl(ctx, args[0])
 				if err == nil {
@@ -252,7 +253,10 @@ answers, for at most --timeout.`,
 						return nil
 					}
 				}
-				if !isNotRunning(err) && ctx.Err() == nil {
+				// A dial or status call that ran into the deadline fails
+				// with a timeout before ctx reports it: past the deadline
+				// every failure means the device did not start in time.
+				if !isNotRunning(err) && time.Now().Before(deadline) {
 					return err
 				}
 				select {
